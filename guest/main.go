@@ -1,0 +1,169 @@
+// Command guest is the harness's in-guest agent. As PID 1 of the initramfs it
+// mounts file systems, turns on swap, and serves the host over SSH on a
+// virtio-serial port. Run as "guest serve" it is an ordinary process that
+// serves on a TCP address, which is how its tests drive it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"zswaprace/guest/agent"
+	"zswaprace/guest/proto"
+	"zswaprace/guest/sysinit"
+)
+
+const (
+	hostKeyPath       = "/etc/zh/host_key"
+	authorizedKeyPath = "/etc/zh/authorized_key"
+	portName          = "zh.agent"
+	childArg          = "stress-child"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == childArg {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		os.Exit(agent.RunChild(ctx, os.Stdin, os.Stdout))
+	}
+	if os.Getpid() == 1 {
+		runInit()
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		if err := serveHost(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "guest:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	fmt.Fprintln(os.Stderr, "usage: guest serve -listen ADDR -host-key FILE -authorized-key FILE\n(as PID 1 of an initramfs it sets up the guest and serves on the virtio-serial port)")
+	os.Exit(2)
+}
+
+func serveHost(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "TCP address to serve on")
+	hostKey := fs.String("host-key", "", "PEM private host key")
+	authKey := fs.String("authorized-key", "", "the one client public key accepted (authorized_keys format)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	srv, err := newServer(*hostKey, *authKey, false)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening on %s\n", l.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv.Shutdown = stop
+	return srv.Serve(ctx, l)
+}
+
+func newServer(hostKeyFile, authKeyFile string, pid1 bool) (*agent.Server, error) {
+	hk, err := os.ReadFile(hostKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	ak, err := os.ReadFile(authKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("authorized key: %w", err)
+	}
+	cfg, err := agent.ServerConfig(hk, ak)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	srv := &agent.Server{
+		SSH:    cfg,
+		Stress: agent.ChildStress(self, childArg),
+		Log:    log.New(os.Stderr, "zh-agent: ", 0),
+		Hello: func() proto.Hello {
+			var u unix.Utsname
+			unix.Uname(&u)
+			return proto.Hello{
+				Kernel:  unix.ByteSliceToString(u.Release[:]),
+				PID1:    pid1,
+				SwapKiB: sysinit.MemKiB("SwapTotal"),
+				MemKiB:  sysinit.MemKiB("MemTotal"),
+			}
+		},
+	}
+	if pid1 {
+		srv.DebugfsDir, srv.VmstatPath = "/sys/kernel/debug/zswap", "/proc/vmstat"
+	}
+	return srv, nil
+}
+
+// runInit never returns: if PID 1 exited the kernel would panic, and the
+// harness would blame the kernel under test. On a fatal error it says why on
+// the console and reboots, which ends QEMU.
+func runInit() {
+	say := func(format string, args ...any) { fmt.Printf("zh-agent: "+format+"\n", args...) }
+	fatal := func(err error) {
+		say("fatal: %v", err)
+		time.Sleep(time.Second)
+		sysinit.Reboot()
+		select {}
+	}
+	if err := sysinit.Mount(); err != nil {
+		fatal(err)
+	}
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	dev := sysinit.CmdlineValue("zh.swap", "/dev/vda")
+	if dev != "none" {
+		size, err := sysinit.Swapon(dev)
+		if err != nil {
+			fatal(err)
+		}
+		say("swap on %s, %d MiB", dev, size>>20)
+	}
+	srv, err := newServer(hostKeyPath, authorizedKeyPath, true)
+	if err != nil {
+		fatal(err)
+	}
+	srv.Shutdown = func() { say("shutting down"); sysinit.Reboot() }
+	port, err := sysinit.FindPort(portName)
+	if err != nil {
+		fatal(err)
+	}
+	say("ready on %s", port)
+	for {
+		f, err := os.OpenFile(port, os.O_RDWR, 0)
+		if err != nil {
+			fatal(err)
+		}
+		if err := srv.ServeConn(context.Background(), fileConn{f}); err != nil {
+			say("%v", err)
+		}
+		f.Close()
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fileConn lets SSH run over a character device.
+type fileConn struct{ *os.File }
+
+type portAddr struct{}
+
+func (portAddr) Network() string { return "virtio-serial" }
+func (portAddr) String() string  { return portName }
+
+func (fileConn) LocalAddr() net.Addr  { return portAddr{} }
+func (fileConn) RemoteAddr() net.Addr { return portAddr{} }

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"zswaprace/harness/kernel"
+)
+
+// buildFlags are the flags every command that builds kernels shares.
+type buildFlags struct {
+	source string
+	patch  string
+	widen  bool
+	kasan  bool
+	jobs   int
+}
+
+func (b *buildFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.source, "source", "debian:6.1", "kernel source: debian:6.1, debian:6.12, git:PATH@REV, or a source directory")
+	fs.StringVar(&b.patch, "patch", "", "the patch under test (default patches/zswap-writeback-race-fix.patch)")
+	fs.BoolVar(&b.widen, "widen", false, "apply patches/zswap-writeback-delay.patch to both variants (race-window instrumentation)")
+	fs.BoolVar(&b.kasan, "kasan", false, "add kconfigs/kasan.config (slower, catches use-after-free directly)")
+	fs.IntVar(&b.jobs, "build-jobs", runtime.NumCPU(), "make -j for kernel builds")
+}
+
+// built is the outcome of building both variants.
+type built struct {
+	source    *kernel.Source
+	patch     *kernel.Patch
+	direction kernel.Direction
+	unpatched *kernel.Image
+	patched   *kernel.Image
+}
+
+func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	frags := []string{"base", "zswap", "debug"}
+	if b.kasan {
+		frags = append(frags, "kasan")
+	}
+	fr, err := kernel.LoadFragments(filepath.Join(root, "kconfigs"), frags)
+	if err != nil {
+		return nil, err
+	}
+	src, err := kernel.Resolve(ctx, b.source, cacheDir(), say)
+	if err != nil {
+		return nil, err
+	}
+	return &kernel.Plan{Source: src, Fragments: fr, Cache: cacheDir(), Jobs: b.jobs, Say: say}, nil
+}
+
+func (b *buildFlags) patchPath(name string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "patches", name), nil
+}
+
+// buildBoth builds the unpatched and the patched kernel.
+func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, error) {
+	plan, err := b.plan(ctx, say)
+	if err != nil {
+		return nil, err
+	}
+	path := b.patch
+	if path == "" {
+		if path, err = b.patchPath("zswap-writeback-race-fix.patch"); err != nil {
+			return nil, err
+		}
+	}
+	fix, err := kernel.ReadPatch(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := kernel.Detect(ctx, plan.Source.Dir, fix)
+	if err != nil {
+		return nil, err
+	}
+	if dir == kernel.Reverse {
+		say(fmt.Sprintf("%s already contains %s: unpatched = source with the patch reversed, patched = source as shipped", b.source, filepath.Base(path)))
+	} else {
+		say(fmt.Sprintf("%s lacks %s: unpatched = source as shipped, patched = source + patch", b.source, filepath.Base(path)))
+	}
+	var widen *kernel.Patch
+	if b.widen {
+		wp, err := b.patchPath("zswap-writeback-delay.patch")
+		if err != nil {
+			return nil, err
+		}
+		if widen, err = kernel.ReadPatch(wp); err != nil {
+			return nil, err
+		}
+	}
+	un, pa := kernel.Variants(fix, dir, widen)
+	imgs, err := plan.Build(ctx, un, pa)
+	if err != nil {
+		return nil, err
+	}
+	return &built{source: plan.Source, patch: fix, direction: dir, unpatched: imgs[0], patched: imgs[1]}, nil
+}
+
+func cmdBuild(ctx context.Context, args []string) int {
+	var bf buildFlags
+	fs := newFlags("build", "build [--source S] [--patch FILE] [--widen] [--json]")
+	bf.register(fs)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitError
+	}
+	p := newProgress()
+	b, err := bf.buildBoth(ctx, p.Say)
+	if err != nil {
+		report(err)
+		return exitError
+	}
+	if *asJSON {
+		json.NewEncoder(os.Stdout).Encode(map[string]any{
+			"source": b.source.Spec, "patch": b.patch.Path, "direction": b.direction,
+			"unpatched": b.unpatched, "patched": b.patched,
+		})
+		return 0
+	}
+	for _, img := range []*kernel.Image{b.unpatched, b.patched} {
+		how := fmt.Sprintf("built in %.0f s", img.Seconds)
+		if img.Cached {
+			how = "from cache"
+		}
+		fmt.Printf("%-9s kernel %s\n          config %s\n          (%s)\n", img.Variant, img.Kernel, img.Config, how)
+	}
+	return 0
+}

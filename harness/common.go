@@ -1,0 +1,75 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// repoRoot finds the checkout the harness runs from, for kconfigs/ and patches/.
+func repoRoot() (string, error) {
+	if r := os.Getenv("ZSWAPRACE_ROOT"); r != "" {
+		return r, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module zswaprace") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("run the harness from its checkout (no go.mod of module zswaprace above %s), or set ZSWAPRACE_ROOT", dir)
+		}
+	}
+}
+
+// cacheDir is where sources, trees, images and initramfs files are kept.
+func cacheDir() string {
+	if d := os.Getenv("ZSWAPRACE_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "zswaprace")
+	}
+	return filepath.Join(os.TempDir(), "zswaprace-cache")
+}
+
+// progress prints progress lines: on a terminal with a timestamp, otherwise
+// as plain lines.
+type progress struct {
+	tty   bool
+	start time.Time
+}
+
+func newProgress() *progress {
+	return &progress{tty: term.IsTerminal(int(os.Stderr.Fd())), start: time.Now()}
+}
+
+func (p *progress) Say(s string) {
+	el := time.Since(p.start).Round(time.Second)
+	if p.tty {
+		fmt.Fprintf(os.Stderr, "\033[2m[%6s]\033[0m %s\n", el, s)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "[%6s] %s\n", el, s)
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
+
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: harness %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,159 @@
+// Package initramfs packs the guest agent, its SSH keys and any external
+// workload into a newc cpio archive, cached by content.
+package initramfs
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+
+	"github.com/u-root/u-root/pkg/cpio"
+	"golang.org/x/crypto/ssh"
+
+	"zswaprace/harness/fault"
+)
+
+// File is one extra file in the archive.
+type File struct {
+	Path string // absolute path inside the guest
+	Data []byte
+	Mode uint64 // permission bits
+}
+
+// Keys are the SSH keys of one harness cache: the agent's host key and the
+// harness's client key. They never leave the machine.
+type Keys struct {
+	HostKeyPEM   []byte
+	HostPublic   ssh.PublicKey
+	Client       ssh.Signer
+	ClientPublic []byte // authorized_keys line
+}
+
+// LoadKeys reads the keys in dir, generating them the first time.
+func LoadKeys(dir string) (*Keys, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	host, err := loadOrCreate(filepath.Join(dir, "host_key"))
+	if err != nil {
+		return nil, err
+	}
+	client, err := loadOrCreate(filepath.Join(dir, "client_key"))
+	if err != nil {
+		return nil, err
+	}
+	hs, err := ssh.ParsePrivateKey(host)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	cs, err := ssh.ParsePrivateKey(client)
+	if err != nil {
+		return nil, fmt.Errorf("client key: %w", err)
+	}
+	return &Keys{HostKeyPEM: host, HostPublic: hs.PublicKey(), Client: cs, ClientPublic: ssh.MarshalAuthorizedKey(cs.PublicKey())}, nil
+}
+
+func loadOrCreate(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "zswaprace")
+	if err != nil {
+		return nil, err
+	}
+	b := pem.EncodeToMemory(blk)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, os.Rename(tmp, path)
+}
+
+// BuildAgent compiles the guest agent as a static binary.
+func BuildAgent(ctx context.Context, root, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./guest")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fault.Newf(fault.Infra, "build guest agent", "%v: %s", err, b)
+	}
+	return nil
+}
+
+// Write packs the archive: /dev/console, the agent as /init, the keys, extras.
+func Write(w io.Writer, agent []byte, keys *Keys, extra []File) error {
+	recs := []cpio.Record{
+		cpio.Directory("dev", 0o755),
+		cpio.CharDev("dev/console", 0o600, 5, 1),
+		cpio.Directory("etc", 0o755),
+		cpio.Directory("etc/zh", 0o700),
+		cpio.StaticFile("etc/zh/host_key", string(keys.HostKeyPEM), 0o600),
+		cpio.StaticFile("etc/zh/authorized_key", string(keys.ClientPublic), 0o644),
+		cpio.StaticFile("init", string(agent), 0o755),
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i].Path < extra[j].Path })
+	for _, f := range extra {
+		name := cpio.Normalize(f.Path)
+		recs = append(recs, cpio.StaticFile(name, string(f.Data), f.Mode))
+	}
+	cpio.MakeAllReproducible(recs)
+	rw := cpio.NewDedupWriter(cpio.Newc.Writer(w))
+	if err := cpio.WriteRecordsAndDirs(rw, recs); err != nil {
+		return err
+	}
+	return cpio.WriteTrailer(rw)
+}
+
+// Build returns the path of an initramfs holding the agent built from root,
+// the cache's keys and the extra files, reusing an identical one.
+func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys, error) {
+	keys, err := LoadKeys(filepath.Join(cache, "keys"))
+	if err != nil {
+		return "", nil, fault.New(fault.Infra, "ssh keys", err)
+	}
+	dir := filepath.Join(cache, "initramfs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fault.New(fault.Infra, "initramfs", err)
+	}
+	agentPath := filepath.Join(dir, "agent.tmp")
+	if err := BuildAgent(ctx, root, agentPath); err != nil {
+		return "", nil, err
+	}
+	agent, err := os.ReadFile(agentPath)
+	if err != nil {
+		return "", nil, fault.New(fault.Infra, "initramfs", err)
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, agent, keys, extra); err != nil {
+		return "", nil, fault.New(fault.Infra, "initramfs", err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	out := filepath.Join(dir, hex.EncodeToString(sum[:12])+".cpio")
+	if _, err := os.Stat(out); err == nil {
+		return out, keys, nil
+	}
+	tmp := out + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		os.Remove(tmp)
+		return "", nil, fault.New(fault.Infra, "write initramfs", err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", nil, fault.New(fault.Infra, "write initramfs", err)
+	}
+	return out, keys, nil
+}
+

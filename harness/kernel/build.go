@@ -1,0 +1,417 @@
+package kernel
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"zswaprace/harness/fault"
+)
+
+// recipe changes whenever the way images are built changes, so old cache
+// entries are not reused.
+const recipe = "zswaprace-build-1"
+
+// Step is one patch applied to a variant's tree.
+type Step struct {
+	Patch   *Patch
+	Reverse bool
+}
+
+// Variant is one kernel to build: a source with patches applied.
+type Variant struct {
+	Name  string // "unpatched", "patched", or a bisect step's name
+	Steps []Step
+}
+
+// Plan is what to build and how.
+type Plan struct {
+	Source    *Source
+	Fragments []Fragment
+	Cache     string
+	Jobs      int
+	Say       func(string) // progress lines
+}
+
+// Image is a built kernel.
+type Image struct {
+	Variant string  `json:"variant"`
+	Kernel  string  `json:"kernel"` // bzImage
+	Config  string  `json:"config"` // the resolved .config
+	Key     string  `json:"key"`
+	Cached  bool    `json:"cached"`
+	Seconds float64 `json:"seconds"`
+	Log     string  `json:"log,omitempty"`
+}
+
+// Variants returns the unpatched and patched variants for a patch in the
+// given direction, each with the instrumentation patch (if any) applied.
+func Variants(fix *Patch, dir Direction, widen *Patch) (unpatched, patched Variant) {
+	unpatched, patched = Variant{Name: "unpatched"}, Variant{Name: "patched"}
+	if widen != nil {
+		unpatched.Steps = append(unpatched.Steps, Step{Patch: widen})
+		patched.Steps = append(patched.Steps, Step{Patch: widen})
+	}
+	if dir == Reverse {
+		unpatched.Steps = append(unpatched.Steps, Step{Patch: fix, Reverse: true})
+	} else {
+		patched.Steps = append(patched.Steps, Step{Patch: fix})
+	}
+	return unpatched, patched
+}
+
+// Key identifies an image by everything that goes into it: source, patches
+// and their direction, config fragments, compiler and build recipe.
+func (p *Plan) Key(v Variant) string {
+	h := sha256.New()
+	fmt.Fprintln(h, recipe, p.Source.ID, compilerVersion())
+	for _, s := range v.Steps {
+		fmt.Fprintln(h, "patch", s.Reverse, len(s.Patch.Data))
+		h.Write(s.Patch.Data)
+	}
+	for _, f := range p.Fragments {
+		fmt.Fprintln(h, "fragment", f.Name)
+		for _, o := range f.Options {
+			fmt.Fprintln(h, o.Name, o.Value)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+func (p *Plan) treeKey(v Variant) string {
+	h := sha256.New()
+	fmt.Fprintln(h, recipe, p.Source.ID)
+	for _, s := range v.Steps {
+		fmt.Fprintln(h, "patch", s.Reverse)
+		h.Write(s.Patch.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+var ccVersion string
+
+func compilerVersion() string {
+	if ccVersion == "" {
+		out, _ := exec.Command("gcc", "--version").Output()
+		ccVersion, _, _ = strings.Cut(string(out), "\n")
+	}
+	return ccVersion
+}
+
+// Build builds the variants in order. Each later variant starts from a copy
+// of the first one's objects, so only the files its patches change compile.
+func (p *Plan) Build(ctx context.Context, variants ...Variant) ([]*Image, error) {
+	var imgs []*Image
+	seed := ""
+	var touched []string
+	for _, v := range variants {
+		for _, s := range v.Steps {
+			touched = append(touched, s.Patch.Files...)
+		}
+	}
+	for _, v := range variants {
+		img, tree, err := p.build(ctx, v, seed, touched)
+		if err != nil {
+			return imgs, err
+		}
+		imgs = append(imgs, img)
+		if seed == "" && tree != "" {
+			seed = tree
+		}
+	}
+	return imgs, nil
+}
+
+func (p *Plan) say(format string, args ...any) {
+	if p.Say != nil {
+		p.Say(fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *Plan) build(ctx context.Context, v Variant, seed string, touched []string) (*Image, string, error) {
+	key := p.Key(v)
+	imgDir := filepath.Join(p.Cache, "images", key)
+	if b, err := os.ReadFile(filepath.Join(imgDir, "image.json")); err == nil {
+		var img Image
+		if json.Unmarshal(b, &img) == nil {
+			img.Cached, img.Variant = true, v.Name
+			p.say("%s kernel: cached %s", v.Name, img.Kernel)
+			return &img, p.treeDir(v), nil
+		}
+	}
+	start := time.Now()
+	tree, err := p.prepareTree(ctx, v)
+	if err != nil {
+		return nil, "", err
+	}
+	obj := filepath.Join(tree, "o")
+	if _, err := os.Stat(obj); err != nil && seed != "" && seed != tree {
+		if err := copyObjects(ctx, filepath.Join(seed, "o"), obj); err != nil {
+			return nil, "", fault.New(fault.Infra, "copy objects", err)
+		}
+		// Files the patches change must look newer than the copied objects.
+		now := time.Now()
+		for _, f := range touched {
+			os.Chtimes(filepath.Join(tree, f), now, now)
+		}
+	}
+	if err := os.MkdirAll(obj, 0o755); err != nil {
+		return nil, "", fault.New(fault.Infra, "build", err)
+	}
+	logPath := filepath.Join(tree, "build.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, "", fault.New(fault.Infra, "build log", err)
+	}
+	defer logf.Close()
+	if err := p.configure(ctx, v, tree, logf, logPath); err != nil {
+		return nil, "", err
+	}
+	p.say("%s kernel: building in %s", v.Name, obj)
+	if err := p.make(ctx, v.Name, tree, logf, logPath, start, "bzImage"); err != nil {
+		return nil, "", err
+	}
+	img, err := p.store(v, key, tree, imgDir)
+	if err != nil {
+		return nil, "", err
+	}
+	img.Seconds = time.Since(start).Seconds()
+	img.Log = logPath
+	p.say("%s kernel: built in %s", v.Name, time.Since(start).Round(time.Second))
+	return img, tree, nil
+}
+
+func (p *Plan) treeDir(v Variant) string {
+	return filepath.Join(p.Cache, "trees", p.treeKey(v))
+}
+
+// prepareTree makes the variant's own tree: hard links to the pristine
+// source (GNU patch replaces the files it changes instead of writing through
+// the link), then the variant's patches.
+func (p *Plan) prepareTree(ctx context.Context, v Variant) (string, error) {
+	tree := p.treeDir(v)
+	if _, err := os.Stat(filepath.Join(tree, ".zswaprace-ready")); err == nil {
+		return tree, nil
+	}
+	os.RemoveAll(tree)
+	if err := os.MkdirAll(filepath.Dir(tree), 0o755); err != nil {
+		return "", fault.New(fault.Infra, "tree", err)
+	}
+	if err := CheckFree(filepath.Dir(tree), 1<<30); err != nil {
+		return "", err
+	}
+	p.say("%s kernel: preparing tree %s", v.Name, tree)
+	if out, err := exec.CommandContext(ctx, "cp", "-al", p.Source.Dir, tree).CombinedOutput(); err != nil {
+		// Hard links cannot cross file systems: copy instead.
+		os.RemoveAll(tree)
+		if out2, err2 := exec.CommandContext(ctx, "cp", "-a", p.Source.Dir, tree).CombinedOutput(); err2 != nil {
+			return "", fault.Newf(fault.Infra, "copy source", "%v: %s %s", err2, out, out2)
+		}
+	}
+	os.RemoveAll(filepath.Join(tree, "o"))
+	for _, s := range v.Steps {
+		if err := ApplyTo(ctx, tree, s.Patch, s.Reverse); err != nil {
+			return "", err
+		}
+		how := "applied"
+		if s.Reverse {
+			how = "reversed"
+		}
+		p.say("%s kernel: %s %s", v.Name, how, filepath.Base(s.Patch.Path))
+	}
+	if err := os.WriteFile(filepath.Join(tree, ".zswaprace-ready"), nil, 0o644); err != nil {
+		return "", fault.New(fault.Infra, "tree", err)
+	}
+	return tree, nil
+}
+
+func copyObjects(ctx context.Context, from, to string) error {
+	tmp := to + ".tmp"
+	os.RemoveAll(tmp)
+	if out, err := exec.CommandContext(ctx, "cp", "-a", from, tmp).CombinedOutput(); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return os.Rename(tmp, to)
+}
+
+// configure writes tinyconfig plus the fragments, resolves it, and fails if
+// any requested option did not survive.
+func (p *Plan) configure(ctx context.Context, v Variant, tree string, logf io.Writer, logPath string) error {
+	if err := p.runMake(ctx, tree, logf, nil, "tinyconfig"); err != nil {
+		return &fault.Error{Kind: fault.Build, Op: v.Name + " kernel: make tinyconfig", Err: err, Log: logPath}
+	}
+	cfgPath := filepath.Join(tree, "o", ".config")
+	base, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return fault.New(fault.Build, v.Name+" kernel: config", err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(Merge(string(base), p.Fragments)), 0o644); err != nil {
+		return fault.New(fault.Infra, "write config", err)
+	}
+	if err := p.runMake(ctx, tree, logf, nil, "olddefconfig"); err != nil {
+		return &fault.Error{Kind: fault.Build, Op: v.Name + " kernel: make olddefconfig", Err: err, Log: logPath}
+	}
+	resolved, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return fault.New(fault.Build, v.Name+" kernel: config", err)
+	}
+	if lost := Lost(string(resolved), p.Fragments); len(lost) > 0 {
+		return &fault.Error{Kind: fault.Build, Op: v.Name + " kernel: config",
+			Err:    fmt.Errorf("%d requested options did not survive olddefconfig (missing dependencies, or not in this kernel): %s", len(lost), strings.Join(lost, "; ")),
+			Detail: strings.Join(lost, "\n")}
+	}
+	return nil
+}
+
+func (p *Plan) makeArgs(tree string, targets ...string) []string {
+	jobs := p.Jobs
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	args := []string{"-C", tree, "O=o", fmt.Sprintf("-j%d", jobs),
+		"KBUILD_BUILD_TIMESTAMP=2023-05-04 00:00:00 UTC", "KBUILD_BUILD_USER=zswaprace",
+		"KBUILD_BUILD_HOST=zswaprace", "LOCALVERSION=-zswaprace"}
+	if _, err := exec.LookPath("ccache"); err == nil {
+		args = append(args, "CC=ccache gcc")
+	}
+	return append(args, targets...)
+}
+
+func (p *Plan) runMake(ctx context.Context, tree string, logf io.Writer, lines func(string), targets ...string) error {
+	cmd := exec.CommandContext(ctx, "make", p.makeArgs(tree, targets...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Kill the whole make process group on cancel, not just make.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		if _, lerr := exec.LookPath("make"); lerr != nil {
+			return fault.New(fault.Infra, "make", fmt.Errorf("make is not installed: run scripts/install-deps.sh"))
+		}
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			fmt.Fprintln(logf, sc.Text())
+			if lines != nil {
+				lines(sc.Text())
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	err := cmd.Wait()
+	pw.Close()
+	<-done
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func (p *Plan) make(ctx context.Context, name, tree string, logf io.Writer, logPath string, start time.Time, target string) error {
+	compiled := 0
+	last := time.Now()
+	err := p.runMake(ctx, tree, logf, func(l string) {
+		if strings.HasPrefix(strings.TrimSpace(l), "CC ") {
+			compiled++
+		}
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			p.say("%s kernel: %d files compiled, %s", name, compiled, time.Since(start).Round(time.Second))
+		}
+	}, target)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return fault.New(fault.Infra, name+" kernel: build interrupted", ctx.Err())
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	if ferr := CheckFree(tree, 100<<20); ferr != nil {
+		return ferr
+	}
+	errs := firstErrors(logPath, 12)
+	return &fault.Error{Kind: fault.Build, Op: name + " kernel: make " + target,
+		Err: fmt.Errorf("%v; first errors:\n%s", err, errs), Detail: errs, Log: logPath}
+}
+
+// firstErrors returns the first compiler error lines of a build log.
+func firstErrors(logPath string, n int) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() && len(out) < n {
+		l := sc.Text()
+		if strings.Contains(l, "error:") || strings.Contains(l, "Error ") || strings.Contains(l, "undefined reference") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// store copies the image and config into the image cache.
+func (p *Plan) store(v Variant, key, tree, imgDir string) (*Image, error) {
+	tmp := imgDir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, fault.New(fault.Infra, "image cache", err)
+	}
+	for src, dst := range map[string]string{"o/arch/x86/boot/bzImage": "bzImage", "o/.config": "config"} {
+		if err := copyFile(filepath.Join(tree, src), filepath.Join(tmp, dst)); err != nil {
+			return nil, fault.New(fault.Infra, "image cache", err)
+		}
+	}
+	img := &Image{Variant: v.Name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key}
+	b, _ := json.MarshalIndent(img, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "image.json"), b, 0o644); err != nil {
+		return nil, fault.New(fault.Infra, "image cache", err)
+	}
+	os.RemoveAll(imgDir)
+	if err := os.Rename(tmp, imgDir); err != nil {
+		return nil, fault.New(fault.Infra, "image cache", err)
+	}
+	return img, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

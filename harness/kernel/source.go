@@ -1,0 +1,204 @@
+// Package kernel turns a kernel source and a patch into bootable kernels:
+// it resolves the source, works out the patch's direction, prepares
+// harness-owned trees for each variant, merges config fragments and builds
+// out of tree, caching images by everything that went into them.
+package kernel
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"zswaprace/harness/fault"
+)
+
+// Source is a pristine kernel tree the harness never writes into.
+type Source struct {
+	Spec string // as the user gave it
+	Dir  string // tree root
+	ID   string // identity for cache keys
+}
+
+// minFreeBytes is what unpacking and building two variants needs.
+const minFreeBytes = 3 << 30
+
+// Resolve finds or prepares the source named by spec: "debian:6.1",
+// "debian:6.12", "git:PATH@REV", or a directory holding a kernel tree.
+func Resolve(ctx context.Context, spec, cache string, say func(string)) (*Source, error) {
+	switch {
+	case strings.HasPrefix(spec, "debian:"):
+		return debianSource(ctx, spec, cache, say)
+	case strings.HasPrefix(spec, "git:"):
+		return gitSource(ctx, spec, cache, say)
+	}
+	st, err := os.Stat(spec)
+	if err != nil || !st.IsDir() {
+		return nil, fault.Newf(fault.Usage, "source", "unknown source %q: use debian:6.1, debian:6.12, git:PATH@REV or a kernel source directory", spec)
+	}
+	if !isKernelTree(spec) {
+		return nil, fault.Newf(fault.Usage, "source", "%s is not a kernel source tree (no Makefile, Kconfig and mm/)", spec)
+	}
+	dir, _ := filepath.Abs(spec)
+	id, err := dirIdentity(ctx, dir)
+	if err != nil {
+		return nil, fault.New(fault.Infra, "source "+dir, err)
+	}
+	return &Source{Spec: spec, Dir: dir, ID: id}, nil
+}
+
+func isKernelTree(dir string) bool {
+	for _, p := range []string{"Makefile", "Kconfig", "mm"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func debianSource(ctx context.Context, spec, cache string, say func(string)) (*Source, error) {
+	ver := strings.TrimPrefix(spec, "debian:")
+	if ver != "6.1" && ver != "6.12" {
+		return nil, fault.Newf(fault.Usage, "source", "unknown source %q: Debian sources are debian:6.1 and debian:6.12", spec)
+	}
+	pkg := "linux-source-" + ver
+	tarball := "/usr/src/" + pkg + ".tar.xz"
+	if _, err := os.Stat(tarball); err != nil {
+		if os.Geteuid() != 0 {
+			return nil, fault.Newf(fault.Infra, "source "+spec, "%s is missing: run 'sudo apt-get install %s' (or scripts/install-deps.sh)", tarball, pkg)
+		}
+		say("installing " + pkg + " with apt-get (about 140 MB)")
+		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", pkg)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, &fault.Error{Kind: fault.Infra, Op: "apt-get install " + pkg, Err: err, Detail: tail(string(out), 20)}
+		}
+	}
+	pv, _ := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Version}", pkg).Output()
+	st, err := os.Stat(tarball)
+	if err != nil {
+		return nil, fault.New(fault.Infra, "source "+spec, err)
+	}
+	id := fmt.Sprintf("debian-%s-%s-%d", ver, strings.TrimSpace(string(pv)), st.Size())
+	dir := filepath.Join(cache, "src", id)
+	if err := unpackOnce(dir, func(tmp string) error {
+		say(fmt.Sprintf("unpacking %s into %s", tarball, dir))
+		cmd := exec.CommandContext(ctx, "tar", "-xf", tarball, "-C", tmp)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("tar: %v: %s", err, tail(string(out), 5))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &Source{Spec: spec, Dir: filepath.Join(dir, pkg), ID: id}, nil
+}
+
+func gitSource(ctx context.Context, spec, cache string, say func(string)) (*Source, error) {
+	repo, rev, ok := strings.Cut(strings.TrimPrefix(spec, "git:"), "@")
+	if !ok || repo == "" || rev == "" {
+		return nil, fault.Newf(fault.Usage, "source", "git source %q: want git:PATH@REV", spec)
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--verify", rev+"^{commit}").Output()
+	if err != nil {
+		return nil, fault.Newf(fault.Usage, "source", "%s: %s is not a commit in a git repository", repo, rev)
+	}
+	commit := strings.TrimSpace(string(out))
+	id := "git-" + commit
+	dir := filepath.Join(cache, "src", id)
+	if err := unpackOnce(dir, func(tmp string) error {
+		say(fmt.Sprintf("exporting %s at %.12s", repo, commit))
+		cmd := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", repo, commit, tmp)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git archive: %v: %s", err, tail(string(out), 5))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if !isKernelTree(dir) {
+		return nil, fault.Newf(fault.Usage, "source", "%s at %s is not a kernel source tree", repo, rev)
+	}
+	return &Source{Spec: spec, Dir: dir, ID: id}, nil
+}
+
+// unpackOnce fills dir through fill(tmp) and a rename, so an interrupted
+// unpack never looks finished.
+func unpackOnce(dir string, fill func(tmp string) error) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fault.New(fault.Infra, "cache", err)
+	}
+	if err := CheckFree(filepath.Dir(dir), minFreeBytes); err != nil {
+		return err
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fault.New(fault.Infra, "cache", err)
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fault.New(fault.Infra, "unpack source", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fault.New(fault.Infra, "unpack source", err)
+	}
+	return nil
+}
+
+// CheckFree fails with a clear message when dir's file system has less than
+// need bytes free.
+func CheckFree(dir string, need int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return nil
+	}
+	free := int64(st.Bavail) * st.Bsize
+	if free < need {
+		return fault.Newf(fault.Infra, "disk space", "%s has %d MiB free, the kernel trees need about %d MiB: free some space or point ZSWAPRACE_CACHE at a larger disk", dir, free>>20, need>>20)
+	}
+	return nil
+}
+
+// dirIdentity names a user's tree: its commit and local changes when it is a
+// git checkout, else the sizes and times of its files.
+func dirIdentity(ctx context.Context, dir string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintln(h, dir)
+	if out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "HEAD").Output(); err == nil {
+		diff, _ := exec.CommandContext(ctx, "git", "-C", dir, "diff", "HEAD").Output()
+		h.Write(out)
+		h.Write(diff)
+		return "dir-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+	}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(h, p, info.Size(), info.ModTime().UnixNano())
+		return nil
+	})
+	return "dir-" + hex.EncodeToString(h.Sum(nil))[:16], err
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

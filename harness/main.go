@@ -1,0 +1,73 @@
+// Command harness builds a patched and an unpatched kernel, runs each in QEMU
+// under zswap stress, and says whether the patch fixed the race.
+//
+//	harness compare     build both variants, run both, give a verdict (the main job)
+//	harness build       build both variants and say where the images are
+//	harness run         boot one kernel and run the stress job once
+//	harness bisect-run  one step of 'git bisect run'
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"zswaprace/harness/fault"
+)
+
+const usage = `usage: harness COMMAND [flags]
+
+commands:
+  compare      build unpatched and patched kernels, stress both, give a verdict
+  build        build both kernel variants and print where they are
+  run          boot one kernel, run the stress job once, report
+  bisect-run   one 'git bisect run' step (exit 0 good, 1 bad, 125 skip, 128 abort)
+
+'harness COMMAND -h' lists a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(exitError)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var code int
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "build":
+		code = cmdBuild(ctx, args)
+	case "run":
+		code = cmdRun(ctx, args)
+	case "compare":
+		code = cmdCompare(ctx, args)
+	case "bisect-run":
+		code = cmdBisectRun(ctx, args)
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "harness: unknown command %q\n\n%s", os.Args[1], usage)
+		code = exitError
+	}
+	os.Exit(code)
+}
+
+// exitError is the exit code for anything that is not a verdict about the
+// kernel: bad usage, a build or boot failure, a host failure.
+const exitError = 3
+
+// report prints an error with its kind and detail, and says what to do.
+func report(err error) {
+	kind := fault.KindOf(err)
+	fmt.Fprintf(os.Stderr, "harness: %s: %v\n", kind, err)
+	if d := fault.DetailOf(err); d != "" {
+		fmt.Fprintf(os.Stderr, "%s\n", indent(d))
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "harness: interrupted")
+	}
+}

@@ -1,0 +1,189 @@
+// Package report holds a comparison's results and writes them as JSON, JUnit XML, Markdown and a terminal table.
+package report
+
+import (
+	"slices"
+	"time"
+)
+
+// Run outcomes. Only corruption, crash and hang count against a kernel;
+// the others are kept apart so a fixed kernel is never blamed for them.
+const (
+	OutcomeClean       = "clean"
+	OutcomeCorruption  = "corruption"
+	OutcomeCrash       = "crash"
+	OutcomeHang        = "hang"
+	OutcomeBootFailure = "boot-failure"
+	OutcomeInfraError  = "infra-error"
+	OutcomeNoWriteback = "no-writeback" // zswap wrote nothing back: proves nothing
+	OutcomeOOM         = "oom"          // guest out of memory: a mis-sized workload
+	OutcomeInterrupted = "interrupted"  // stopped by the user (Ctrl-C) or a deadline
+)
+
+// The corruption classes every Variant lists, even at zero.
+var baseClasses = []string{"stale", "foreign", "zeroed", "damaged"}
+
+// Run is one boot of one kernel under the stress workload.
+type Run struct {
+	Variant            string            `json:"variant"` // "unpatched" | "patched" | (any name)
+	Index              int               `json:"index"`   // 1-based position within the variant
+	Outcome            string            `json:"outcome"` // one of the Outcome constants
+	Accel              string            `json:"accel"`   // kvm | tcg
+	StressSeconds      float64           `json:"stress_seconds"`
+	BootSeconds        float64           `json:"boot_seconds"`
+	PagesVerified      uint64            `json:"pages_verified"`
+	WrittenBackPages   int64             `json:"written_back_pages"` // negative: counter unavailable
+	Corruptions        uint64            `json:"corruptions"`
+	CorruptionsByClass map[string]uint64 `json:"corruptions_by_class"`
+	Examples           []string          `json:"examples,omitempty"` // human-readable corruption examples
+	CrashTitles        []string          `json:"crash_titles,omitempty"`
+	// FirstFailureSeconds is the stress time to the first failure, nil if none.
+	FirstFailureSeconds *float64 `json:"first_failure_seconds"`
+	// Error says what happened for boot-failure, infra-error and hang,
+	// including the console tail.
+	Error        string           `json:"error,omitempty"`
+	ConsoleLog   string           `json:"console_log,omitempty"` // path
+	KernelConfig string           `json:"kernel_config,omitempty"`
+	Counters     map[string]int64 `json:"counters,omitempty"` // zswap + vmstat deltas
+}
+
+// Failed reports whether the run is a kernel failure event: a corruption,
+// crash or hang. A run is at most one event.
+func (r Run) Failed() bool {
+	switch r.Outcome {
+	case OutcomeCorruption, OutcomeCrash, OutcomeHang:
+		return true
+	}
+	return false
+}
+
+// Exposure is the stress time of r that counts toward its kernel's failure
+// rate: all of it for clean and failed runs (a run that failed early counts
+// up to where it stopped), an interrupted run's time only if zswap had
+// written something back, and none for runs that prove nothing (no
+// writeback, out of memory, boot failure, infra error, unknown outcome).
+func (r Run) Exposure() float64 {
+	switch r.Outcome {
+	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang:
+		return r.StressSeconds
+	case OutcomeInterrupted:
+		if r.WrittenBackPages > 0 {
+			return r.StressSeconds
+		}
+	}
+	return 0
+}
+
+// Variant sums the runs of one kernel.
+type Variant struct {
+	Name             string  `json:"name"`
+	Kernel           string  `json:"kernel"`
+	Runs             int     `json:"runs"`
+	StressSeconds    float64 `json:"stress_seconds"` // all runs; see Exposure for what counts
+	PagesVerified    uint64  `json:"pages_verified"`
+	WrittenBackPages int64   `json:"written_back_pages"`
+	Corruptions      uint64  `json:"corruptions"`
+	// CorruptionsByClass always has the stale, foreign, zeroed and damaged keys.
+	CorruptionsByClass  map[string]uint64 `json:"corruptions_by_class"`
+	Crashes             int               `json:"crashes"`
+	CrashTitles         []string          `json:"crash_titles"`
+	Hangs               int               `json:"hangs"`
+	BootFailures        int               `json:"boot_failures"`
+	InfraErrors         int               `json:"infra_errors"`
+	NoWriteback         int               `json:"no_writeback_runs"`
+	OOMs                int               `json:"ooms"`
+	FirstFailureSeconds *float64          `json:"first_failure_seconds"`
+	Failures            int               `json:"failures"` // kernel failure events (runs with corruption, crash or hang)
+	RunDetails          []Run             `json:"run_details"`
+}
+
+// Exposure is the stress time in seconds that counts toward the variant's
+// failure rate: the sum of Run.Exposure over RunDetails. Feed it, with
+// Failures, BootFailures, InfraErrors, NoWriteback and OOMs, to the verdict.
+func (v Variant) Exposure() float64 {
+	sum := 0.0
+	for _, r := range v.RunDetails {
+		sum += r.Exposure()
+	}
+	return sum
+}
+
+// Report is everything one comparison found.
+type Report struct {
+	Tool               string    `json:"tool"`
+	Verdict            string    `json:"verdict"`
+	Reason             string    `json:"reason"`
+	PValue             float64   `json:"p_value"`
+	NeededCleanSeconds float64   `json:"needed_clean_seconds,omitempty"`
+	Source             string    `json:"source"`
+	Patch              string    `json:"patch"`
+	PatchDirection     string    `json:"patch_direction"`
+	Widen              bool      `json:"widen"`
+	Accel              string    `json:"accel"`
+	Started            time.Time `json:"started"`
+	Finished           time.Time `json:"finished"`
+	Interrupted        bool      `json:"interrupted"`
+	Variants           []Variant `json:"variants"`
+}
+
+// Aggregate sums runs into a Variant. A run whose outcome is corruption,
+// crash or hang is one failure; boot failures, infra errors, runs without
+// writeback and OOMs are counted apart and are not failures. A run with an
+// unknown outcome is counted as an infra error, since the harness could not
+// say what happened. Crash titles are deduplicated in order of appearance;
+// FirstFailureSeconds is the earliest over the failed runs. Negative
+// WrittenBackPages (counter unavailable) are left out of the sum.
+func Aggregate(name, kernel string, runs []Run) Variant {
+	v := Variant{
+		Name:               name,
+		Kernel:             kernel,
+		Runs:               len(runs),
+		CorruptionsByClass: make(map[string]uint64),
+		CrashTitles:        []string{},
+		RunDetails:         append([]Run{}, runs...),
+	}
+	for _, c := range baseClasses {
+		v.CorruptionsByClass[c] = 0
+	}
+	for _, r := range runs {
+		v.StressSeconds += r.StressSeconds
+		v.PagesVerified += r.PagesVerified
+		v.WrittenBackPages += max(r.WrittenBackPages, 0)
+		v.Corruptions += r.Corruptions
+		for c, n := range r.CorruptionsByClass {
+			v.CorruptionsByClass[c] += n
+		}
+		for _, t := range r.CrashTitles {
+			if !slices.Contains(v.CrashTitles, t) {
+				v.CrashTitles = append(v.CrashTitles, t)
+			}
+		}
+		switch r.Outcome {
+		case OutcomeCorruption:
+		case OutcomeCrash:
+			v.Crashes++
+		case OutcomeHang:
+			v.Hangs++
+		case OutcomeBootFailure:
+			v.BootFailures++
+		case OutcomeInfraError:
+			v.InfraErrors++
+		case OutcomeNoWriteback:
+			v.NoWriteback++
+		case OutcomeOOM:
+			v.OOMs++
+		case OutcomeClean, OutcomeInterrupted:
+		default:
+			v.InfraErrors++
+		}
+		if !r.Failed() {
+			continue
+		}
+		v.Failures++
+		if f := r.FirstFailureSeconds; f != nil && (v.FirstFailureSeconds == nil || *f < *v.FirstFailureSeconds) {
+			first := *f
+			v.FirstFailureSeconds = &first
+		}
+	}
+	return v
+}

@@ -1,0 +1,501 @@
+package report
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func ptr(f float64) *float64 { return &f }
+
+func classes(stale, foreign, zeroed, damaged uint64) map[string]uint64 {
+	return map[string]uint64{"stale": stale, "foreign": foreign, "zeroed": zeroed, "damaged": damaged}
+}
+
+// sampleReport is a small comparison with one run of every kind that
+// matters: the unpatched kernel corrupts and crashes, the patched one runs
+// clean once and fails to prove anything once.
+func sampleReport() *Report {
+	unpatched := []Run{
+		{
+			Variant: "unpatched", Index: 1, Outcome: OutcomeCorruption, Accel: "tcg",
+			StressSeconds: 20, BootSeconds: 1.5, PagesVerified: 120000, WrittenBackPages: 4000,
+			Corruptions: 15, CorruptionsByClass: classes(15, 0, 0, 0),
+			Examples:            []string{"worker 2 page 811: stale generation 3, want 5"},
+			CrashTitles:         []string{"BUG: invalid opcode in zswap_writeback_entry"},
+			FirstFailureSeconds: ptr(12.5),
+			ConsoleLog:          "out/unpatched/run-1/console.log",
+			Counters:            map[string]int64{"written_back_pages": 4000, "zswpout": 90000},
+		},
+		{
+			Variant: "unpatched", Index: 2, Outcome: OutcomeCrash, Accel: "tcg",
+			StressSeconds: 31, BootSeconds: 1.4, PagesVerified: 200000, WrittenBackPages: 7000,
+			CorruptionsByClass:  map[string]uint64{},
+			CrashTitles:         []string{"BUG: invalid opcode in zswap_writeback_entry", "Kernel panic - not syncing: Fatal exception"},
+			FirstFailureSeconds: ptr(31),
+			Error:               "console tail:\n[   33.1] invalid opcode: 0000 [#1] SMP\x1b[0m",
+		},
+	}
+	patched := []Run{
+		{
+			Variant: "patched", Index: 1, Outcome: OutcomeClean, Accel: "tcg",
+			StressSeconds: 134, BootSeconds: 1.5, PagesVerified: 900000, WrittenBackPages: 190000,
+			CorruptionsByClass: classes(0, 0, 0, 0),
+		},
+		{
+			Variant: "patched", Index: 2, Outcome: OutcomeNoWriteback, Accel: "tcg",
+			StressSeconds: 100, BootSeconds: 1.5, PagesVerified: 500000,
+			CorruptionsByClass: classes(0, 0, 0, 0),
+		},
+		{
+			Variant: "patched", Index: 3, Outcome: OutcomeBootFailure, Accel: "tcg",
+			Error: "kernel did not reach /init within 60 s\nconsole tail: ...",
+		},
+	}
+	return &Report{
+		Tool:               "zswaprace",
+		Verdict:            "inconclusive",
+		Reason:             "unpatched failed 2 times in 51 s, patched 0 times in 134 s; p=0.075 (exact conditional binomial, one-sided, alpha 0.05) is not significant: run the patched kernel clean for more than 177 s in all (43 s more) to claim a fix",
+		PValue:             0.0751,
+		NeededCleanSeconds: 177.06,
+		Source:             "/usr/src/linux-source-6.1.tar.xz",
+		Patch:              "patches/zswap-writeback-race.patch",
+		PatchDirection:     "reverse",
+		Widen:              true,
+		Accel:              "tcg",
+		Started:            time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC),
+		Finished:           time.Date(2025, 3, 1, 10, 9, 30, 0, time.UTC),
+		Variants: []Variant{
+			Aggregate("unpatched", "out/unpatched/bzImage", unpatched),
+			Aggregate("patched", "out/patched/bzImage", patched),
+		},
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	runs := []Run{
+		{Index: 1, Outcome: OutcomeCorruption, StressSeconds: 20, PagesVerified: 100, WrittenBackPages: 10,
+			Corruptions: 3, CorruptionsByClass: map[string]uint64{"stale": 2, "damaged": 1},
+			CrashTitles: []string{"BUG: A"}, FirstFailureSeconds: ptr(15)},
+		{Index: 2, Outcome: OutcomeCrash, StressSeconds: 30, PagesVerified: 100, WrittenBackPages: 20,
+			CrashTitles: []string{"BUG: B", "BUG: A"}, FirstFailureSeconds: ptr(9)},
+		{Index: 3, Outcome: OutcomeHang, StressSeconds: 40, PagesVerified: 100, WrittenBackPages: 30,
+			Corruptions: 1, CorruptionsByClass: map[string]uint64{"torn": 1}},
+		{Index: 4, Outcome: OutcomeClean, StressSeconds: 100, PagesVerified: 1000, WrittenBackPages: 40},
+		{Index: 5, Outcome: OutcomeNoWriteback, StressSeconds: 100, PagesVerified: 1000},
+		{Index: 6, Outcome: OutcomeOOM, StressSeconds: 50, PagesVerified: 10, WrittenBackPages: 5,
+			FirstFailureSeconds: ptr(1)},
+		{Index: 7, Outcome: OutcomeBootFailure},
+		{Index: 8, Outcome: OutcomeInfraError, StressSeconds: 5, WrittenBackPages: -1},
+		{Index: 9, Outcome: OutcomeInterrupted, StressSeconds: 7, WrittenBackPages: 2},
+		{Index: 10, Outcome: OutcomeInterrupted, StressSeconds: 3},
+		{Index: 11, Outcome: "exploded", StressSeconds: 11},
+	}
+	want := Variant{
+		Name:                "v",
+		Kernel:              "k",
+		Runs:                11,
+		StressSeconds:       20 + 30 + 40 + 100 + 100 + 50 + 5 + 7 + 3 + 11,
+		PagesVerified:       2310,
+		WrittenBackPages:    10 + 20 + 30 + 40 + 5 + 2,
+		Corruptions:         4,
+		CorruptionsByClass:  map[string]uint64{"stale": 2, "foreign": 0, "zeroed": 0, "damaged": 1, "torn": 1},
+		Crashes:             1,
+		CrashTitles:         []string{"BUG: A", "BUG: B"},
+		Hangs:               1,
+		BootFailures:        1,
+		InfraErrors:         2, // the infra error and the unknown outcome
+		NoWriteback:         1,
+		OOMs:                1,
+		FirstFailureSeconds: ptr(9), // the OOM run's 1 s is not a kernel failure
+		Failures:            3,
+		RunDetails:          runs,
+	}
+	got := Aggregate("v", "k", runs)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Aggregate mismatch (-want +got):\n%s", diff)
+	}
+	// Clean and failed runs count in full, the interrupted run that wrote
+	// back counts, the rest proves nothing.
+	if got, want := got.Exposure(), 20.0+30+40+100+7; got != want {
+		t.Errorf("Exposure = %g, want %g", got, want)
+	}
+
+	empty := Aggregate("e", "", nil)
+	if diff := cmp.Diff(Variant{Name: "e", CorruptionsByClass: classes(0, 0, 0, 0), CrashTitles: []string{}, RunDetails: []Run{}}, empty); diff != "" {
+		t.Errorf("Aggregate(nil) mismatch (-want +got):\n%s", diff)
+	}
+	if empty.Exposure() != 0 {
+		t.Errorf("empty Exposure = %g", empty.Exposure())
+	}
+	// Empty lists must encode as [] and the classes must be there, so
+	// readers of report.json need no special cases.
+	data, err := json.Marshal(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`"crash_titles":[]`, `"run_details":[]`, `"stale":0`, `"first_failure_seconds":null`} {
+		if !strings.Contains(string(data), s) {
+			t.Errorf("JSON %s lacks %s", data, s)
+		}
+	}
+}
+
+func TestAggregateDoesNotAlias(t *testing.T) {
+	runs := []Run{{Index: 1, Outcome: OutcomeCrash, FirstFailureSeconds: ptr(3)}}
+	v := Aggregate("v", "k", runs)
+	runs[0].Index = 99
+	*runs[0].FirstFailureSeconds = 1
+	if v.RunDetails[0].Index != 1 || *v.FirstFailureSeconds != 3 {
+		t.Errorf("Aggregate result changed with its input: %+v", v)
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	want := sampleReport()
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := WriteJSON(path, want); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("report.json does not parse: %v\n%s", err, data)
+	}
+	if diff := cmp.Diff(want, &got); diff != "" {
+		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
+	}
+	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
+		if !strings.Contains(string(data), key) {
+			t.Errorf("report.json lacks %s", key)
+		}
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("report.json mode = %v, %v; want 0644", fi.Mode(), err)
+	}
+}
+
+func TestJUnitRoundTrip(t *testing.T) {
+	r := sampleReport()
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := WriteJUnit(path, r); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got junitSuites
+	if err := xml.Unmarshal(data, &got); err != nil {
+		t.Fatalf("junit.xml does not parse: %v\n%s", err, data)
+	}
+	props := func(kernel string) []junitProperty {
+		return []junitProperty{
+			{"kernel", kernel}, {"verdict", r.Verdict}, {"reason", r.Reason}, {"accel", "tcg"},
+			{"source", r.Source}, {"patch", r.Patch}, {"patch_direction", "reverse"},
+		}
+	}
+	want := junitSuites{
+		XMLName: xml.Name{Local: "testsuites"},
+		Name:    "zswaprace", Tests: 5, Failures: 2, Errors: 1, Skipped: 1, Time: "290.900",
+		Suites: []junitSuite{
+			{
+				Name: "unpatched", Tests: 2, Failures: 2, Time: "53.900", Timestamp: "2025-03-01T10:00:00Z",
+				Properties: props("out/unpatched/bzImage"),
+				Cases: []junitCase{
+					{
+						Name: "unpatched/run-1", Classname: "zswaprace.unpatched", Time: "21.500",
+						Failure: &junitResult{
+							Type:    "corruption",
+							Message: "15 corrupted pages (stale 15): worker 2 page 811: stale generation 3, want 5; then BUG: invalid opcode in zswap_writeback_entry",
+							Text: "Corruption examples:\n  worker 2 page 811: stale generation 3, want 5\n" +
+								"Crash titles:\n  BUG: invalid opcode in zswap_writeback_entry\n" +
+								"Console log: out/unpatched/run-1/console.log\n",
+						},
+						SystemOut: "corruption on tcg: stress 20 s, boot 1.5 s, 120,000 pages verified, 4,000 written back, 15 corruptions, first failure at 12.5 s",
+					},
+					{
+						Name: "unpatched/run-2", Classname: "zswaprace.unpatched", Time: "32.400",
+						Failure: &junitResult{
+							Type:    "crash",
+							Message: "BUG: invalid opcode in zswap_writeback_entry",
+							// The escape character is not allowed in XML and is replaced.
+							Text: "Crash titles:\n  BUG: invalid opcode in zswap_writeback_entry\n  Kernel panic - not syncing: Fatal exception\n" +
+								"console tail:\n[   33.1] invalid opcode: 0000 [#1] SMP\uFFFD[0m\n",
+						},
+						SystemOut: "crash on tcg: stress 31 s, boot 1.4 s, 200,000 pages verified, 7,000 written back, 0 corruptions, first failure at 31 s",
+					},
+				},
+			},
+			{
+				Name: "patched", Tests: 3, Errors: 1, Skipped: 1, Time: "237.000", Timestamp: "2025-03-01T10:00:00Z",
+				Properties: props("out/patched/bzImage"),
+				Cases: []junitCase{
+					{
+						Name: "patched/run-1", Classname: "zswaprace.patched", Time: "135.500",
+						SystemOut: "clean on tcg: stress 134 s (2m14s), boot 1.5 s, 900,000 pages verified, 190,000 written back, 0 corruptions",
+					},
+					{
+						Name: "patched/run-2", Classname: "zswaprace.patched", Time: "101.500",
+						Skipped: &junitResult{
+							Type:    "no-writeback",
+							Message: "zswap wrote nothing back, so the run proves nothing; not counted",
+						},
+						SystemOut: "no-writeback on tcg: stress 100 s, boot 1.5 s, 500,000 pages verified, 0 written back, 0 corruptions",
+					},
+					{
+						Name: "patched/run-3", Classname: "zswaprace.patched", Time: "0.000",
+						Error: &junitResult{
+							Type:    "boot-failure",
+							Message: "kernel did not reach /init within 60 s",
+							Text:    "kernel did not reach /init within 60 s\nconsole tail: ...\n",
+						},
+						SystemOut: "boot-failure on tcg: stress 0 s, boot 0 s, 0 pages verified, 0 written back, 0 corruptions",
+					},
+				},
+			},
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("junit.xml mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(string(data), xml.Header) {
+		t.Errorf("junit.xml lacks the XML header")
+	}
+}
+
+func TestJUnitOutcomes(t *testing.T) {
+	tests := []struct {
+		outcome string
+		kind    string // failure, error, skipped or "" for a pass
+	}{
+		{OutcomeClean, ""},
+		{OutcomeCorruption, "failure"},
+		{OutcomeCrash, "failure"},
+		{OutcomeHang, "failure"},
+		{OutcomeBootFailure, "error"},
+		{OutcomeInfraError, "error"},
+		{OutcomeOOM, "error"},
+		{"exploded", "error"},
+		{OutcomeNoWriteback, "skipped"},
+		{OutcomeInterrupted, "skipped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.outcome, func(t *testing.T) {
+			c := junitCaseFrom("zswaprace", "patched", Run{Index: 4, Outcome: tt.outcome})
+			kind := ""
+			switch {
+			case c.Failure != nil:
+				kind = "failure"
+			case c.Error != nil:
+				kind = "error"
+			case c.Skipped != nil:
+				kind = "skipped"
+			}
+			if kind != tt.kind {
+				t.Errorf("%s run is a JUnit %q, want %q", tt.outcome, kind, tt.kind)
+			}
+			if kind != "" && caseMessage(c) == "" {
+				t.Errorf("%s run has an empty message", tt.outcome)
+			}
+			if c.Name != "patched/run-4" {
+				t.Errorf("name = %q, want patched/run-4", c.Name)
+			}
+		})
+	}
+}
+
+// TestWriteFailureLeavesNothing makes the final name a directory, so the
+// rename at the end of the write fails: the error must name the file and no
+// temporary or partial file may remain.
+func TestWriteFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, JSONFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteAll(dir, sampleReport())
+	if err == nil {
+		t.Fatal("WriteAll succeeded although report.json is a directory")
+	}
+	if !strings.Contains(err.Error(), JSONFile) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("error does not say which file and what to do: %v", err)
+	}
+	fi, statErr := os.Stat(filepath.Join(dir, JSONFile))
+	if statErr != nil || !fi.IsDir() {
+		t.Errorf("report.json was replaced: %v, %v", fi, statErr)
+	}
+	// The other files are still written.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{JUnitFile, JSONFile, MarkdownFile}, names); diff != "" {
+		t.Errorf("directory contents (-want +got):\n%s", diff)
+	}
+}
+
+// TestWriteReadOnlyDir keeps an earlier report intact when the directory
+// has become unwritable. Root ignores the permission, so the test skips.
+func TestWriteReadOnlyDir(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, JSONFile)
+	if err := WriteJSON(path, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if f, err := os.CreateTemp(dir, "probe"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		t.Skip("the directory is still writable (running as root?)")
+	}
+	r := sampleReport()
+	r.Verdict = "fixed"
+	err = WriteJSON(path, r)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("WriteJSON into a read-only directory: %v, want an error naming %s", err, path)
+	}
+	after, _ := os.ReadFile(path)
+	if string(after) != string(before) {
+		t.Errorf("report.json changed although the write failed")
+	}
+}
+
+func TestWriteAllCreatesDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out", "run")
+	if err := WriteAll(dir, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{JSONFile, JUnitFile, MarkdownFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s not written: %v", name, err)
+		}
+	}
+
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteAll(filepath.Join(file, "sub"), sampleReport()); err == nil {
+		t.Error("WriteAll under a regular file succeeded")
+	}
+}
+
+func TestWriteJSONRejectsNaN(t *testing.T) {
+	dir := t.TempDir()
+	r := sampleReport()
+	r.Variants[0].StressSeconds = math.NaN()
+	if err := WriteJSON(filepath.Join(dir, JSONFile), r); err == nil {
+		t.Fatal("WriteJSON encoded NaN")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("failed write left %v", entries)
+	}
+}
+
+func TestTable(t *testing.T) {
+	var b strings.Builder
+	Table(&b, sampleReport())
+	out := b.String()
+	t.Logf("\n%s", out)
+	lines := strings.Split(out, "\n")
+	row := func(label string) []string {
+		for _, l := range lines {
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, label+" ") {
+				return strings.Fields(strings.TrimPrefix(l, label))
+			}
+		}
+		t.Errorf("no %q row in\n%s", label, out)
+		return nil
+	}
+	checks := map[string][]string{
+		"runs":               {"2", "3"},
+		"corruptions":        {"15", "0"},
+		"stale":              {"15", "0"},
+		"foreign":            {"0", "0"},
+		"zeroed":             {"0", "0"},
+		"damaged":            {"0", "0"},
+		"pages verified":     {"320,000", "1,400,000"},
+		"written-back pages": {"11,000", "190,000"},
+		"crashes":            {"1", "0"},
+		"hangs":              {"0", "0"},
+		"boot failures":      {"0", "1"},
+		"infra errors":       {"0", "0"},
+		"OOM runs":           {"0", "0"},
+		"no-writeback runs":  {"0", "1"},
+		"kernel failures":    {"2", "0"},
+		"first failure at":   {"12.5", "s", "-"},
+		"crash titles":       strings.Fields("BUG: invalid opcode in zswap_writeback_entry"),
+	}
+	for label, want := range checks {
+		if diff := cmp.Diff(want, row(label)); diff != "" {
+			t.Errorf("row %q (-want +got):\n%s", label, diff)
+		}
+	}
+	for _, want := range []string{
+		"Verdict: inconclusive: unpatched failed 2 times in 51 s",
+		"to claim a fix.",
+		"Kernel panic - not syncing: Fatal exception",
+		"234 s (3m54s), 134 s (2m14s) counted",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	// tabwriter aligns the variant columns: both names start in the same
+	// column as their values.
+	header, runs := lines[0], lines[1]
+	if strings.Index(header, "unpatched") != strings.Index(runs, "2") {
+		t.Errorf("columns not aligned:\n%s\n%s", header, runs)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), MarkdownFile)
+	if err := WriteMarkdown(path, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(data)
+	for _, want := range []string{
+		"# zswaprace: inconclusive\n",
+		"Verdict: inconclusive: unpatched failed 2 times",
+		"| | unpatched | patched |",
+		"| &emsp;stale | 15 | 0 |",
+		"| &emsp;crash titles | BUG: invalid opcode in zswap_writeback_entry | |\n| | Kernel panic - not syncing: Fatal exception | |\n",
+		"| patched/run-2 | no-writeback |",
+		"- Patch: `patches/zswap-writeback-race.patch` (reverse)",
+		"- Clean patched stress needed for a fix: more than 177 s (2m57s)",
+		"### unpatched/run-2: crash",
+		"### patched/run-3: boot-failure",
+		"Console log: out/unpatched/run-1/console.log",
+		"SMP\uFFFD[0m",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
+}

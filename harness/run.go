@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"zswaprace/harness/report"
+	"zswaprace/harness/runner"
+)
+
+// Exit codes of 'harness run'.
+const (
+	runClean   = 0
+	runFailure = 1
+)
+
+func cmdRun(ctx context.Context, args []string) int {
+	var rf runFlags
+	fs := newFlags("run", "run --kernel BZIMAGE [--duration D] [--json] [flags]")
+	rf.register(fs)
+	kernelPath := fs.String("kernel", "", "kernel image (bzImage) to boot")
+	config := fs.String("config", "", "its .config, recorded in the report")
+	widen := fs.Bool("widen", false, "the kernel has the race-window instrumentation: set its delay")
+	out := fs.String("out", "", "output directory (default out/run-TIME)")
+	asJSON := fs.Bool("json", false, "print the run's result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitError
+	}
+	if *kernelPath == "" {
+		fmt.Fprintln(os.Stderr, "harness run: --kernel is required (a bzImage; 'harness build' prints where they are)")
+		return exitError
+	}
+	if err := rf.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "harness run:", err)
+		return exitError
+	}
+	dir := *out
+	if dir == "" {
+		dir = filepath.Join("out", "run-"+time.Now().Format("20060102-150405"))
+	}
+	p := newProgress()
+	initrd, keys, exec, err := rf.initramfs(ctx)
+	if err != nil {
+		report(err)
+		return exitError
+	}
+	r := runner.Run(ctx, rf.spec("kernel", 1, *kernelPath, *config, initrd, keys, *widen, dir, exec, p.Say))
+	if err := writeJSONFile(filepath.Join(dir, "run.json"), r); err != nil {
+		report(err)
+		return exitError
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	} else {
+		printRun(r)
+		fmt.Printf("results in %s\n", dir)
+	}
+	switch {
+	case r.Failed():
+		return runFailure
+	case r.Outcome == report.OutcomeClean:
+		return runClean
+	}
+	return exitError
+}
+
+func printRun(r report.Run) {
+	fmt.Printf("outcome: %s (%s, boot %.1f s, stress %.0f s)\n", r.Outcome, r.Accel, r.BootSeconds, r.StressSeconds)
+	fmt.Printf("pages verified %d, written back %d, corruptions %d %v\n", r.PagesVerified, r.WrittenBackPages, r.Corruptions, r.CorruptionsByClass)
+	for _, t := range r.CrashTitles {
+		fmt.Printf("kernel: %s\n", t)
+	}
+	for i, e := range r.Examples {
+		if i == 5 {
+			break
+		}
+		fmt.Printf("  %s\n", e)
+	}
+	if r.Error != "" {
+		fmt.Printf("%s\n", indent(r.Error))
+	}
+	if r.ConsoleLog != "" {
+		fmt.Printf("console log: %s\n", r.ConsoleLog)
+	}
+}
+
+// writeJSONFile writes v atomically.
+func writeJSONFile(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}

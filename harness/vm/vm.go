@@ -1,0 +1,452 @@
+// Package vm boots a kernel in QEMU with the guest agent as init, a fresh
+// swap disk and the console captured, and talks to the agent over SSH on a
+// virtio-serial port.
+package vm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+	"golang.org/x/crypto/ssh"
+
+	"zswaprace/harness/console"
+	"zswaprace/harness/fault"
+	"zswaprace/harness/initramfs"
+)
+
+// Config describes one VM.
+type Config struct {
+	QEMU        string   // binary; default qemu-system-x86_64
+	Kernel      string   // bzImage
+	Initrd      string   // the agent's initramfs
+	MemMiB      int      // default 256
+	CPUs        int      // default 2
+	SwapMiB     int      // default 512
+	Cmdline     []string // extra kernel parameters
+	Dir         string   // where console.log goes
+	Accel       string   // "auto" (default), "kvm" or "tcg"
+	BootTimeout time.Duration
+}
+
+// Accel returns "kvm" when /dev/kvm is usable, else "tcg".
+func Accel() string {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return "tcg"
+	}
+	f.Close()
+	return "kvm"
+}
+
+// Scale is how much slower than KVM a guest runs under accel; every guest
+// deadline is multiplied by it.
+func Scale(accel string) time.Duration {
+	if accel == "kvm" {
+		return 1
+	}
+	return 4
+}
+
+// Machine is a running VM.
+type Machine struct {
+	cfg     Config
+	Accel   string
+	Console *tailWriter      // the whole console, for parsing
+	Watch   *console.Watcher // signals the first crash header as it arrives
+	LogPath string
+	Booted  time.Duration // QEMU start to agent ready
+
+	cmd      *exec.Cmd
+	tmp      string // sockets and swap disk
+	logFile  *os.File
+	mon      *qmp.SocketMonitor
+	client   *ssh.Client
+	exited   chan struct{}
+	exitErr  error
+	stderr   *tailWriter
+	mu       sync.Mutex
+	events   []string
+	closeOne sync.Once
+}
+
+func (c *Config) defaults() {
+	if c.QEMU == "" {
+		c.QEMU = "qemu-system-x86_64"
+	}
+	if c.MemMiB == 0 {
+		c.MemMiB = 256
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 2
+	}
+	if c.SwapMiB == 0 {
+		c.SwapMiB = 512
+	}
+	if c.Accel == "" || c.Accel == "auto" {
+		c.Accel = Accel()
+	}
+	if c.BootTimeout == 0 {
+		c.BootTimeout = 45 * time.Second * Scale(c.Accel)
+	}
+}
+
+// Start launches QEMU. The caller must Close the machine.
+func Start(ctx context.Context, cfg Config) (*Machine, error) {
+	cfg.defaults()
+	qemu, err := exec.LookPath(cfg.QEMU)
+	if err != nil {
+		return nil, fault.Newf(fault.Infra, "qemu", "%s not found in PATH: install QEMU with 'apt-get install qemu-system-x86' (or run scripts/install-deps.sh)", cfg.QEMU)
+	}
+	if err := checkKernel(cfg.Kernel); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fault.New(fault.Infra, "run directory", err)
+	}
+	// Unix socket paths must be short: keep them out of the output directory.
+	tmp, err := os.MkdirTemp("", "zr-vm-")
+	if err != nil {
+		return nil, fault.New(fault.Infra, "temp dir", err)
+	}
+	m := &Machine{cfg: cfg, Accel: cfg.Accel, tmp: tmp, exited: make(chan struct{}), stderr: &tailWriter{max: 4096}}
+	m.LogPath = filepath.Join(cfg.Dir, "console.log")
+	if m.logFile, err = os.Create(m.LogPath); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fault.New(fault.Infra, "console log", err)
+	}
+	swap := filepath.Join(tmp, "swap.img")
+	if err := makeSparse(swap, int64(cfg.SwapMiB)<<20); err != nil {
+		m.cleanup()
+		return nil, fault.New(fault.Infra, "swap disk", err)
+	}
+	m.Console = &tailWriter{max: 64 << 20}
+	m.Watch = console.NewWatcher()
+	m.cmd = exec.Command(qemu, m.args(swap)...)
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	m.cmd.Stdout = io.MultiWriter(m.logFile, m.Console, m.Watch)
+	m.cmd.Stderr = io.MultiWriter(m.stderr, m.logFile)
+	if err := m.cmd.Start(); err != nil {
+		m.cleanup()
+		return nil, fault.New(fault.Infra, "start qemu", err)
+	}
+	go func() {
+		m.exitErr = m.cmd.Wait()
+		close(m.exited)
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			m.kill()
+		case <-m.exited:
+		}
+	}()
+	if err := m.connectQMP(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Machine) args(swap string) []string {
+	c := m.cfg
+	accel := "tcg,thread=multi"
+	cpu := "max"
+	if c.Accel == "kvm" {
+		accel, cpu = "kvm", "host"
+	}
+	cmdline := append([]string{"console=ttyS0", "panic=-1", "oops=panic", "nokaslr"}, c.Cmdline...)
+	return []string{
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-accel", accel, "-cpu", cpu,
+		"-smp", fmt.Sprint(c.CPUs), "-m", fmt.Sprint(c.MemMiB),
+		"-kernel", c.Kernel, "-initrd", c.Initrd,
+		"-append", strings.Join(cmdline, " "),
+		"-no-reboot",
+		"-serial", "stdio",
+		"-drive", "file=" + swap + ",format=raw,if=virtio,cache=unsafe,discard=unmap",
+		"-device", "virtio-rng-pci",
+		"-device", "virtio-serial-pci",
+		"-chardev", "socket,id=agent,path=" + filepath.Join(m.tmp, "agent.sock") + ",server=on,wait=off",
+		"-device", "virtserialport,chardev=agent,name=zh.agent",
+		"-qmp", "unix:" + filepath.Join(m.tmp, "qmp.sock") + ",server=on,wait=off",
+	}
+}
+
+// checkKernel rejects a path that is not an x86 bzImage before QEMU does,
+// with a clearer message.
+func checkKernel(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fault.Newf(fault.Usage, "kernel", "%v", err)
+	}
+	defer f.Close()
+	hdr := make([]byte, 0x206)
+	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[0x202:0x206]) != "HdrS" {
+		return fault.Newf(fault.Usage, "kernel", "%s is not a bootable x86 kernel image (bzImage): no 'HdrS' boot header; pass arch/x86/boot/bzImage, not vmlinux", path)
+	}
+	return nil
+}
+
+func makeSparse(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// waitSocket waits for QEMU to create a unix socket and connects to it.
+func (m *Machine) dialSocket(name string, timeout time.Duration) (net.Conn, error) {
+	path := filepath.Join(m.tmp, name)
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-m.exited:
+			return nil, m.qemuDied("before its sockets were up")
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fault.Newf(fault.Infra, "qemu", "no %s socket after %s", name, timeout)
+		}
+	}
+}
+
+func (m *Machine) connectQMP() error {
+	// Wait for the socket to exist, then let go-qemu dial it.
+	c, err := m.dialSocket("qmp.sock", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	mon, err := qmp.NewSocketMonitor("unix", filepath.Join(m.tmp, "qmp.sock"), 10*time.Second)
+	if err != nil {
+		return fault.New(fault.Infra, "qmp", err)
+	}
+	if err := mon.Connect(); err != nil {
+		return fault.New(fault.Infra, "qmp handshake", err)
+	}
+	m.mon = mon
+	events, err := mon.Events(context.Background())
+	if err != nil {
+		return fault.New(fault.Infra, "qmp events", err)
+	}
+	// Drain events in their own goroutine: an unread channel blocks every
+	// later command.
+	go func() {
+		for e := range events {
+			m.mu.Lock()
+			m.events = append(m.events, e.Event)
+			m.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// Events returns the QMP events seen so far (SHUTDOWN, RESET, STOP, ...).
+func (m *Machine) Events() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.events...)
+}
+
+// QMP runs a QMP command, e.g. "stop" to freeze the guest.
+func (m *Machine) QMP(command string) error {
+	if m.mon == nil {
+		return errors.New("no qmp connection")
+	}
+	b, _ := json.Marshal(qmp.Command{Execute: command})
+	_, err := m.mon.Run(b)
+	return err
+}
+
+// Exited is closed when QEMU has exited.
+func (m *Machine) Exited() <-chan struct{} { return m.exited }
+
+// qemuDied describes an unexpected QEMU exit.
+func (m *Machine) qemuDied(when string) error {
+	msg := strings.TrimSpace(m.stderr.String())
+	if msg == "" {
+		msg = fmt.Sprint(m.exitErr)
+	}
+	return &fault.Error{Kind: fault.Infra, Op: "qemu exited " + when, Err: errors.New(msg), Detail: console.Tail(m.Console.Bytes(), 20)}
+}
+
+// ConnectAgent waits for the agent's SSH server and returns when a command
+// can be sent. A kernel that never gets there is a boot failure carrying the
+// console tail (and the panic, if it panicked).
+func (m *Machine) ConnectAgent(ctx context.Context, keys *initramfs.Keys) error {
+	start := time.Now()
+	conn, err := m.dialSocket("agent.sock", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	cfg := &ssh.ClientConfig{
+		User:            "harness",
+		Auth:            []ssh.AuthMethod{ssh.PublicKeys(keys.Client)},
+		HostKeyCallback: ssh.FixedHostKey(keys.HostPublic),
+	}
+	type result struct {
+		c   ssh.Conn
+		ch  <-chan ssh.NewChannel
+		rq  <-chan *ssh.Request
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, ch, rq, err := ssh.NewClientConn(conn, "zh.agent", cfg)
+		done <- result{c, ch, rq, err}
+	}()
+	timer := time.NewTimer(m.cfg.BootTimeout)
+	defer timer.Stop()
+	fail := func(op string, err error) error {
+		conn.Close()
+		return m.bootFailure(op, err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return fail("ssh handshake with the agent", r.err)
+		}
+		m.client = ssh.NewClient(r.c, r.ch, r.rq)
+		m.Booted = time.Since(start)
+		return nil
+	case <-m.exited:
+		return fail("kernel exited before the agent came up", nil)
+	case <-timer.C:
+		return fail(fmt.Sprintf("agent not up after %s", m.cfg.BootTimeout), nil)
+	case <-ctx.Done():
+		conn.Close()
+		return fault.New(fault.Infra, "boot interrupted", ctx.Err())
+	}
+}
+
+func (m *Machine) bootFailure(op string, err error) error {
+	// Give the console a moment to flush a panic that caused the exit.
+	select {
+	case <-m.exited:
+	case <-time.After(2 * time.Second):
+	}
+	log := m.Console.Bytes()
+	reps := console.Parse(log)
+	detail := console.Tail(log, 30)
+	if err == nil && len(reps) > 0 {
+		err = fmt.Errorf("%s", reps[0].Title)
+	}
+	if err == nil {
+		select {
+		case <-m.exited:
+			if s := strings.TrimSpace(m.stderr.String()); s != "" {
+				return &fault.Error{Kind: fault.Infra, Op: "qemu: " + op, Err: errors.New(s), Detail: detail, Log: m.LogPath}
+			}
+		default:
+		}
+		err = errors.New("no crash on the console")
+	}
+	return &fault.Error{Kind: fault.Boot, Op: op, Err: err, Detail: detail, Log: m.LogPath}
+}
+
+// Client is the SSH client connected to the agent.
+func (m *Machine) Client() *ssh.Client { return m.client }
+
+// Close shuts the guest down (asking the agent, then QMP quit, then
+// SIGKILL to QEMU's process group) and removes the swap disk.
+func (m *Machine) Close() error {
+	m.closeOne.Do(func() {
+		if m.client != nil {
+			if s, err := m.client.NewSession(); err == nil {
+				s.Start("shutdown")
+				go func() { s.Wait() }()
+			}
+		}
+		select {
+		case <-m.exited:
+		case <-time.After(5 * time.Second):
+			if m.mon != nil {
+				m.QMP("quit")
+			}
+			select {
+			case <-m.exited:
+			case <-time.After(5 * time.Second):
+				m.kill()
+				<-m.exited
+			}
+		}
+		m.cleanup()
+	})
+	return nil
+}
+
+// Kill stops QEMU at once.
+func (m *Machine) kill() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+func (m *Machine) cleanup() {
+	if m.client != nil {
+		m.client.Close()
+	}
+	if m.mon != nil {
+		m.mon.Disconnect()
+	}
+	if m.logFile != nil {
+		m.logFile.Close()
+	}
+	os.RemoveAll(m.tmp)
+}
+
+// Kill stops QEMU at once; Close still has to be called.
+func (m *Machine) Kill() { m.kill() }
+
+// PID is QEMU's process id.
+func (m *Machine) PID() int { return m.cmd.Process.Pid }
+
+// tailWriter keeps the last max bytes written.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string { return string(t.Bytes()) }
+
+// Bytes returns a copy of what is kept.
+func (t *tailWriter) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf...)
+}
+
+// Stderr is the tail of what QEMU printed on its standard error.
+func (m *Machine) Stderr() string { return strings.TrimSpace(m.stderr.String()) }
