@@ -120,7 +120,7 @@ func cmdBuild(ctx context.Context, args []string) int {
 	p := newProgress()
 	b, err := bf.buildBoth(ctx, p.Say)
 	if err != nil {
-		report(err)
+		printErr(err)
 		return exitError
 	}
 	if *asJSON {

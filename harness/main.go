@@ -60,8 +60,8 @@ func main() {
 // kernel: bad usage, a build or boot failure, a host failure.
 const exitError = 3
 
-// report prints an error with its kind and detail, and says what to do.
-func report(err error) {
+// printErr prints an error with its kind and detail, and says what to do.
+func printErr(err error) {
 	kind := fault.KindOf(err)
 	fmt.Fprintf(os.Stderr, "harness: %s: %v\n", kind, err)
 	if d := fault.DetailOf(err); d != "" {

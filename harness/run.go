@@ -45,12 +45,12 @@ func cmdRun(ctx context.Context, args []string) int {
 	p := newProgress()
 	initrd, keys, exec, err := rf.initramfs(ctx)
 	if err != nil {
-		report(err)
+		printErr(err)
 		return exitError
 	}
 	r := runner.Run(ctx, rf.spec("kernel", 1, *kernelPath, *config, initrd, keys, *widen, dir, exec, p.Say))
 	if err := writeJSONFile(filepath.Join(dir, "run.json"), r); err != nil {
-		report(err)
+		printErr(err)
 		return exitError
 	}
 	if *asJSON {

@@ -156,4 +156,3 @@ func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys
 	}
 	return out, keys, nil
 }
-

@@ -203,9 +203,9 @@ func (w *watch) classify(ctx context.Context) report.Run {
 	var crashes, hangs, ooms []console.Report
 	for _, rep := range reports {
 		switch rep.Kind {
-		case console.KindOOM:
+		case console.OOM:
 			ooms = append(ooms, rep)
-		case console.KindHang:
+		case console.Hang:
 			hangs = append(hangs, rep)
 		default:
 			crashes = append(crashes, rep)
