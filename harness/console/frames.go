@@ -25,7 +25,7 @@ var skipFrames = regexp.MustCompile(`^(?:` + strings.Join([]string{
 	`panic`, `__panic`, `nmi_panic`, `vpanic`, `check_panic_on_warn`, `do_exit`, `make_task_dead`, `rewind_stack_and_make_dead`,
 	`rewind_stack_do_exit`,
 	// WARN/BUG
-	`__warn`, `__warn_printk`, `warn_slowpath.*`, `__report_bug`, `report_bug`, `handle_bug`, `fixup_bug`,
+	`__warn`, `__warn_printk`, `warn_slowpath.*`, `refcount_warn_saturate`, `__refcount_\w+`, `refcount_(?:inc|dec|add|sub)\w*`, `__report_bug`, `report_bug`, `handle_bug`, `fixup_bug`,
 	`__ubsan_.*`, `ubsan_.*`,
 	// traps and exception entry
 	`die`, `__die`, `__die_body`, `die_addr`, `oops_begin`, `oops_end`, `do_trap`, `do_error_trap`,

@@ -1,0 +1,30 @@
+# The harness's entry points. Go may live in /usr/local/go without being on PATH.
+export PATH := /usr/local/go/bin:$(PATH)
+SHELL := /bin/bash
+
+.PHONY: demo test unit e2e bisect bench deps
+
+# Install what is missing, then compare the unpatched and patched Debian 6.1
+# kernels with the race window widened, ending in a verdict.
+demo: deps
+	go run ./harness compare --widen $(ARGS)
+
+# Unit tests, then the end-to-end tests (real kernels in real QEMU).
+test: unit e2e
+
+unit:
+	go test -count=1 ./...
+
+e2e:
+	ZSWAPRACE_E2E=1 go test -count=1 -v -timeout 85m ./harness/e2e/
+
+# make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]
+bisect:
+	@test -n "$(TREE)" -a -n "$(GOOD)" -a -n "$(BAD)" || { echo "usage: make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]"; exit 2; }
+	bash scripts/bisect.sh "$(TREE)" "$(GOOD)" "$(BAD)" "$(WIDEN)"
+
+bench: deps
+	bash scripts/bench.sh
+
+deps:
+	bash scripts/install-deps.sh

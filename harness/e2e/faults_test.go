@@ -1,0 +1,251 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"zswaprace/harness/report"
+)
+
+// Bad input gets a clear message and exit code 3, never a panic trace.
+func TestBadInput(t *testing.T) {
+	badPatch := filepath.Join(t.TempDir(), "bad.patch")
+	os.WriteFile(badPatch, []byte(`--- a/mm/zswap.c
++++ b/mm/zswap.c
+@@ -1,3 +1,4 @@
+ this line is not in zswap.c
+ nor is this one
++added
+ or this one
+`), 0o644)
+	notKernel := filepath.Join(t.TempDir(), "vmlinux")
+	os.WriteFile(notKernel, []byte("\x7fELF not a bzImage"), 0o644)
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"patch neither applies nor reverses", nil, []string{"build", "--patch", badPatch}, []string{"neither applies", "mm/zswap.c", "Hunk #1 FAILED"}},
+		{"unknown source", nil, []string{"build", "--source", "debian:4.19"}, []string{"unknown source", "debian:6.1"}},
+		{"source that is not a tree", nil, []string{"build", "--source", t.TempDir()}, []string{"not a kernel source tree"}},
+		{"kernel that is not a kernel", nil, []string{"run", "--kernel", notKernel}, []string{"not a bootable x86 kernel image"}},
+		{"missing kernel", nil, []string{"run", "--kernel", "/nonexistent/bzImage"}, []string{"no such file"}},
+		{"qemu missing", []string{"PATH=/usr/local/go/bin"}, []string{"run", "--kernel", images.Patched.Kernel, "--duration", "10s"}, []string{"not found in PATH", "apt-get install qemu-system-x86"}},
+		{"bad stress parameters", nil, []string{"run", "--kernel", images.Patched.Kernel, "--workers", "0"}, []string{"workers"}},
+		{"unwritable output", nil, []string{"compare", "--out", "/proc/version/out"}, []string{"output directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := harness(t, tt.env, tt.args...)
+			all := stdout + stderr
+			if code != 3 {
+				t.Errorf("exit %d, want 3", code)
+			}
+			if strings.Contains(all, "goroutine ") || strings.Contains(all, "panic:") {
+				t.Errorf("panic trace in output:\n%s", all)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(strings.ToLower(all), strings.ToLower(w)) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}
+
+// startHarness starts the harness in the background and returns it with a
+// channel of its stderr lines.
+func startHarness(t *testing.T, args ...string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(harnessBin, args...)
+	cmd.Dir = root
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Log(sc.Text())
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+	}()
+	return cmd, lines
+}
+
+func waitLine(t *testing.T, lines <-chan string, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("harness ended before printing %q", substr)
+			}
+			if strings.Contains(l, substr) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q within %s", substr, timeout)
+		}
+	}
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd, timeout time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		return 0
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		t.Fatalf("harness still running %s after it should have stopped", timeout)
+	}
+	return -1
+}
+
+// qemuChildren returns the pids of QEMU processes started by pid.
+func qemuChildren(pid int) []int {
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(pid), "qemu-system").Output()
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		n, _ := strconv.Atoi(f)
+		pids = append(pids, n)
+	}
+	return pids
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func readRun(t *testing.T, dir string) report.Run {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	if err != nil {
+		t.Fatalf("run.json: %v", err)
+	}
+	var r report.Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// QEMU killed from outside mid-run: an infrastructure error, exit 3, nothing left.
+func TestQEMUKilledMidRun(t *testing.T) {
+	out := t.TempDir()
+	cmd, lines := startHarness(t, "run", "--kernel", images.Patched.Kernel, "--widen", "--duration", "2m", "--out", out)
+	waitLine(t, lines, "agent up", 3*time.Minute)
+	time.Sleep(5 * time.Second)
+	pids := qemuChildren(cmd.Process.Pid)
+	if len(pids) != 1 {
+		t.Fatalf("want one QEMU child, found %v", pids)
+	}
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	if code := waitExit(t, cmd, time.Minute); code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	r := readRun(t, out)
+	if r.Outcome != report.OutcomeInfraError {
+		t.Errorf("outcome %q (%s), want infra-error", r.Outcome, r.Error)
+	}
+}
+
+// A guest that stops answering (QEMU frozen with SIGSTOP) is a hang within
+// the deadline, and the frozen QEMU is killed.
+func TestFrozenGuestIsHang(t *testing.T) {
+	out := t.TempDir()
+	cmd, lines := startHarness(t, "run", "--kernel", images.Patched.Kernel, "--widen", "--duration", "3m", "--hang-after", "20s", "--out", out)
+	waitLine(t, lines, "agent up", 3*time.Minute)
+	time.Sleep(3 * time.Second)
+	pids := qemuChildren(cmd.Process.Pid)
+	if len(pids) != 1 {
+		t.Fatalf("want one QEMU child, found %v", pids)
+	}
+	frozen := time.Now()
+	syscall.Kill(pids[0], syscall.SIGSTOP)
+	code := waitExit(t, cmd, 2*time.Minute)
+	if took := time.Since(frozen); took > 60*time.Second {
+		t.Errorf("hang reported after %s, deadline was 20 s", took)
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (a hang is a kernel failure)", code)
+	}
+	if r := readRun(t, out); r.Outcome != report.OutcomeHang {
+		t.Errorf("outcome %q, want hang", r.Outcome)
+	}
+	if alive(pids[0]) {
+		t.Errorf("frozen QEMU %d left behind", pids[0])
+		syscall.Kill(pids[0], syscall.SIGKILL)
+	}
+}
+
+// A kernel that panics during boot is a boot failure with the panic in the report.
+func TestBootPanic(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, _ := harness(t, nil, "run", "--kernel", images.Patched.Kernel, "--cmdline", "rdinit=/no-such-init", "--out", out)
+	if code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	r := readRun(t, out)
+	if r.Outcome != report.OutcomeBootFailure {
+		t.Errorf("outcome %q, want boot-failure", r.Outcome)
+	}
+	if !strings.Contains(r.Error, "panic") || !strings.Contains(stdout, "panic") {
+		t.Errorf("the panic is not in the report: %q", r.Error)
+	}
+}
+
+// Ctrl-C in the middle of a compare: every VM stops within seconds, what
+// finished is kept, and the report says it was interrupted.
+func TestInterruptCompare(t *testing.T) {
+	out := t.TempDir()
+	cmd, lines := startHarness(t, "compare", "--widen", "--runs", "2", "--duration", "2m", "--out", out)
+	waitLine(t, lines, "agent up", 5*time.Minute)
+	time.Sleep(5 * time.Second)
+	pids := qemuChildren(cmd.Process.Pid)
+	cmd.Process.Signal(os.Interrupt)
+	stopped := time.Now()
+	code := waitExit(t, cmd, time.Minute)
+	t.Logf("stopped %s after SIGINT", time.Since(stopped))
+	if code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	for _, p := range pids {
+		if alive(p) {
+			t.Errorf("QEMU %d still running after Ctrl-C", p)
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatalf("no report.json after Ctrl-C: %v", err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted {
+		t.Errorf("report does not say it was interrupted")
+	}
+	if rep.Verdict == "fixed" {
+		t.Errorf("an interrupted compare claims %q", rep.Verdict)
+	}
+}
