@@ -39,15 +39,7 @@ type built struct {
 }
 
 func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return nil, err
-	}
-	frags := []string{"base", "zswap", "debug"}
-	if b.kasan {
-		frags = append(frags, "kasan")
-	}
-	fr, err := kernel.LoadFragments(filepath.Join(root, "kconfigs"), frags)
+	fr, err := b.fragments()
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +48,19 @@ func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, 
 		return nil, err
 	}
 	return &kernel.Plan{Source: src, Fragments: fr, Cache: cacheDir(), Jobs: b.jobs, Say: say}, nil
+}
+
+// fragments loads the kconfig fragments the flags ask for.
+func (b *buildFlags) fragments() ([]kernel.Fragment, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	frags := []string{"base", "zswap", "debug"}
+	if b.kasan {
+		frags = append(frags, "kasan")
+	}
+	return kernel.LoadFragments(filepath.Join(root, "kconfigs"), frags)
 }
 
 func (b *buildFlags) patchPath(name string) (string, error) {

@@ -62,6 +62,10 @@ func (f *runFlags) validate() error {
 	switch {
 	case f.duration <= 0:
 		return fmt.Errorf("--duration must be positive")
+	case f.workers < 1:
+		return fmt.Errorf("--workers %d: at least one worker is needed", f.workers)
+	case f.mibPerWorker < 1:
+		return fmt.Errorf("--mib-per-worker %d: must be positive", f.mibPerWorker)
 	case f.mem < 128:
 		return fmt.Errorf("--mem %d: the guest needs at least 128 MiB", f.mem)
 	case f.swapMiB < 16:

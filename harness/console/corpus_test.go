@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 var update = flag.Bool("update", false, "rewrite the # KIND/# TITLE/# FUNCTION headers of testdata/*.log from the parser's output")
@@ -141,7 +142,7 @@ func TestCorpus(t *testing.T) {
 					gotE[i].Function, gotE[i].hasFunc = "", false
 				}
 			}
-			if diff := cmp.Diff(f.want, gotE, cmp.AllowUnexported(expected{})); diff != "" {
+			if diff := cmp.Diff(f.want, gotE, cmp.AllowUnexported(expected{}), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("reports differ (-want +got):\n%s\nsummary: %s", diff, Summary(got))
 			}
 			checkReports(t, f.body, got)

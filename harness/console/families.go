@@ -25,7 +25,7 @@ type family struct {
 	panic    bool // "Kernel panic - not syncing": merges into the report before it
 	oomKill  bool // the OOM killer's verdict: continues an open OOM report, then closes it
 	oomCont  bool // continues an open OOM report
-	kasan    bool // closed by its "=====" rule
+	ruled    bool // framed by "=====" rules (KASAN, KFENCE, UBSAN): starts at the first, ends at the second
 	skipIRQs bool // frames printed in <IRQ>/<NMI> sections are the detector's, not the culprit's
 }
 
@@ -86,9 +86,9 @@ var families = []*family{
 	{
 		name:  "KASAN",
 		kind:  Crash,
-		re:    regexp.MustCompile(`^BUG: KASAN: (\S+(?: or \S+)?) in ` + symRe),
+		re:    regexp.MustCompile(`^BUG: KASAN: (\S+(?: or \S+)?) in (?:` + symRe + `\+0x)?`),
 		fn:    2,
-		kasan: true,
+		ruled: true,
 		title: func(t *titleInput) string {
 			s := "KASAN: " + t.m[1]
 			// "Read of size 8 at addr ... by task ..." follows the header.
@@ -104,9 +104,9 @@ var families = []*family{
 	{
 		name:  "KFENCE",
 		kind:  Crash,
-		re:    regexp.MustCompile(`^BUG: KFENCE: (.+?) in ` + symRe),
+		re:    regexp.MustCompile(`^BUG: KFENCE: (.+?) in (?:` + symRe + `\+0x)?`),
 		fn:    2,
-		kasan: true,
+		ruled: true,
 		title: func(t *titleInput) string { return t.in("KFENCE: " + t.m[1]) },
 	},
 	{
@@ -205,6 +205,7 @@ var families = []*family{
 	{
 		name:  "UBSAN",
 		kind:  Warning,
+		ruled: true,
 		re:    regexp.MustCompile(`^UBSAN: (\S+) in `),
 		title: func(t *titleInput) string { return t.in("UBSAN: " + t.m[1]) },
 	},
@@ -259,10 +260,15 @@ type header struct {
 	m   []string
 }
 
+// headerHints holds a substring of every family's header; a line with
+// none of them is not tried against the regexps.
+var headerHints = []string{"BUG", "Kernel panic", "LOCKUP", "general protection", "[#",
+	"WARNING: ", "UBSAN: ", "INFO: ", "oom-killer", "ut of memory"}
+
 // classify returns the family whose header the line is, if any.
 func classify(text string) (header, bool) {
 	s := strings.TrimSpace(text)
-	if len(s) < 8 {
+	if len(s) < 8 || !hinted(s) {
 		return header{}, false
 	}
 	for _, f := range families {
@@ -271,6 +277,15 @@ func classify(text string) (header, bool) {
 		}
 	}
 	return header{}, false
+}
+
+func hinted(s string) bool {
+	for _, h := range headerHints {
+		if strings.Contains(s, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // kind is the kind of a report opened by this header.

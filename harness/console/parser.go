@@ -104,7 +104,7 @@ func (p *parser) add(l line) *draft {
 		cur.state = stateClosed
 	case endTraceRe.MatchString(l.text):
 		cur.state = stateSoft
-	case cur.h.fam.kasan && ruleRe.MatchString(l.text):
+	case cur.h.fam.ruled && ruleRe.MatchString(l.text):
 		cur.state = stateSoft
 	}
 	return nil
@@ -158,7 +158,7 @@ func (p *parser) open(h header, i int) *draft {
 	}
 	for j := i - 1; j >= lo; j-- {
 		t := p.line(j).text
-		if cutHereRe.MatchString(t) || (h.fam.kasan && j == i-1 && ruleRe.MatchString(t)) {
+		if cutHereRe.MatchString(t) || (h.fam.ruled && j == i-1 && ruleRe.MatchString(t)) {
 			d.first = j
 			break
 		}

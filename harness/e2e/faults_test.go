@@ -40,7 +40,7 @@ func TestBadInput(t *testing.T) {
 		{"kernel that is not a kernel", nil, []string{"run", "--kernel", notKernel}, []string{"not a bootable x86 kernel image"}},
 		{"missing kernel", nil, []string{"run", "--kernel", "/nonexistent/bzImage"}, []string{"no such file"}},
 		{"qemu missing", []string{"PATH=/usr/local/go/bin"}, []string{"run", "--kernel", images.Patched.Kernel, "--duration", "10s"}, []string{"not found in PATH", "apt-get install qemu-system-x86"}},
-		{"bad stress parameters", nil, []string{"run", "--kernel", images.Patched.Kernel, "--workers", "0"}, []string{"workers"}},
+		{"bad stress parameters", nil, []string{"run", "--kernel", images.Patched.Kernel, "--workers", "-1"}, []string{"workers"}},
 		{"unwritable output", nil, []string{"compare", "--out", "/proc/version/out"}, []string{"output directory"}},
 	}
 	for _, tt := range tests {

@@ -143,13 +143,9 @@ func (p *Plan) say(format string, args ...any) {
 func (p *Plan) build(ctx context.Context, v Variant, seed string, touched []string) (*Image, string, error) {
 	key := p.Key(v)
 	imgDir := filepath.Join(p.Cache, "images", key)
-	if b, err := os.ReadFile(filepath.Join(imgDir, "image.json")); err == nil {
-		var img Image
-		if json.Unmarshal(b, &img) == nil {
-			img.Cached, img.Variant = true, v.Name
-			p.say("%s kernel: cached %s", v.Name, img.Kernel)
-			return &img, p.treeDir(v), nil
-		}
+	if img, ok := cachedImage(imgDir, v.Name); ok {
+		p.say("%s kernel: cached %s", v.Name, img.Kernel)
+		return img, p.treeDir(v), nil
 	}
 	start := time.Now()
 	tree, err := p.prepareTree(ctx, v)
@@ -167,30 +163,63 @@ func (p *Plan) build(ctx context.Context, v Variant, seed string, touched []stri
 			os.Chtimes(filepath.Join(tree, f), now, now)
 		}
 	}
+	img, err := p.compile(ctx, v.Name, tree, key, imgDir, start)
+	return img, tree, err
+}
+
+// BuildIn builds a tree the caller prepared (a bisect step's checkout) in
+// its o/ directory, which is kept between calls so consecutive builds only
+// recompile what changed. The image is cached by the variant's key.
+func (p *Plan) BuildIn(ctx context.Context, v Variant, tree string) (*Image, error) {
+	key := p.Key(v)
+	imgDir := filepath.Join(p.Cache, "images", key)
+	if img, ok := cachedImage(imgDir, v.Name); ok {
+		p.say("%s kernel: cached %s", v.Name, img.Kernel)
+		return img, nil
+	}
+	return p.compile(ctx, v.Name, tree, key, imgDir, time.Now())
+}
+
+func cachedImage(imgDir, name string) (*Image, bool) {
+	b, err := os.ReadFile(filepath.Join(imgDir, "image.json"))
+	if err != nil {
+		return nil, false
+	}
+	var img Image
+	if json.Unmarshal(b, &img) != nil {
+		return nil, false
+	}
+	img.Cached, img.Variant = true, name
+	return &img, true
+}
+
+// compile configures and builds tree/o and stores the image.
+func (p *Plan) compile(ctx context.Context, name, tree, key, imgDir string, start time.Time) (*Image, error) {
+	obj := filepath.Join(tree, "o")
 	if err := os.MkdirAll(obj, 0o755); err != nil {
-		return nil, "", fault.New(fault.Infra, "build", err)
+		return nil, fault.New(fault.Infra, "build", err)
 	}
 	logPath := filepath.Join(tree, "build.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return nil, "", fault.New(fault.Infra, "build log", err)
+		return nil, fault.New(fault.Infra, "build log", err)
 	}
 	defer logf.Close()
-	if err := p.configure(ctx, v, tree, logf, logPath); err != nil {
-		return nil, "", err
+	if err := p.configure(ctx, name, tree, logf, logPath); err != nil {
+		return nil, err
 	}
-	p.say("%s kernel: building in %s", v.Name, obj)
-	if err := p.make(ctx, v.Name, tree, logf, logPath, start, "bzImage"); err != nil {
-		return nil, "", err
+	p.say("%s kernel: building in %s", name, obj)
+	if err := p.make(ctx, name, tree, logf, logPath, start, "bzImage"); err != nil {
+		return nil, err
 	}
-	img, err := p.store(v, key, tree, imgDir)
+	img, err := p.store(name, key, tree, imgDir)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	img.Seconds = time.Since(start).Seconds()
 	img.Log = logPath
-	p.say("%s kernel: built in %s", v.Name, time.Since(start).Round(time.Second))
-	return img, tree, nil
+	p.say("%s kernel: built in %s", name, time.Since(start).Round(time.Second))
+	return img, nil
 }
 
 func (p *Plan) treeDir(v Variant) string {
@@ -249,27 +278,27 @@ func copyObjects(ctx context.Context, from, to string) error {
 
 // configure writes tinyconfig plus the fragments, resolves it, and fails if
 // any requested option did not survive.
-func (p *Plan) configure(ctx context.Context, v Variant, tree string, logf io.Writer, logPath string) error {
+func (p *Plan) configure(ctx context.Context, name string, tree string, logf io.Writer, logPath string) error {
 	if err := p.runMake(ctx, tree, logf, nil, "tinyconfig"); err != nil {
-		return &fault.Error{Kind: fault.Build, Op: v.Name + " kernel: make tinyconfig", Err: err, Log: logPath}
+		return &fault.Error{Kind: fault.Build, Op: name + " kernel: make tinyconfig", Err: err, Log: logPath}
 	}
 	cfgPath := filepath.Join(tree, "o", ".config")
 	base, err := os.ReadFile(cfgPath)
 	if err != nil {
-		return fault.New(fault.Build, v.Name+" kernel: config", err)
+		return fault.New(fault.Build, name+" kernel: config", err)
 	}
 	if err := os.WriteFile(cfgPath, []byte(Merge(string(base), p.Fragments)), 0o644); err != nil {
 		return fault.New(fault.Infra, "write config", err)
 	}
 	if err := p.runMake(ctx, tree, logf, nil, "olddefconfig"); err != nil {
-		return &fault.Error{Kind: fault.Build, Op: v.Name + " kernel: make olddefconfig", Err: err, Log: logPath}
+		return &fault.Error{Kind: fault.Build, Op: name + " kernel: make olddefconfig", Err: err, Log: logPath}
 	}
 	resolved, err := os.ReadFile(cfgPath)
 	if err != nil {
-		return fault.New(fault.Build, v.Name+" kernel: config", err)
+		return fault.New(fault.Build, name+" kernel: config", err)
 	}
 	if lost := Lost(string(resolved), p.Fragments); len(lost) > 0 {
-		return &fault.Error{Kind: fault.Build, Op: v.Name + " kernel: config",
+		return &fault.Error{Kind: fault.Build, Op: name + " kernel: config",
 			Err:    fmt.Errorf("%d requested options did not survive olddefconfig (missing dependencies, or not in this kernel): %s", len(lost), strings.Join(lost, "; ")),
 			Detail: strings.Join(lost, "\n")}
 	}
@@ -376,7 +405,7 @@ func firstErrors(logPath string, n int) string {
 }
 
 // store copies the image and config into the image cache.
-func (p *Plan) store(v Variant, key, tree, imgDir string) (*Image, error) {
+func (p *Plan) store(name, key, tree, imgDir string) (*Image, error) {
 	tmp := imgDir + ".tmp"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -387,7 +416,7 @@ func (p *Plan) store(v Variant, key, tree, imgDir string) (*Image, error) {
 			return nil, fault.New(fault.Infra, "image cache", err)
 		}
 	}
-	img := &Image{Variant: v.Name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key}
+	img := &Image{Variant: name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key}
 	b, _ := json.MarshalIndent(img, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "image.json"), b, 0o644); err != nil {
 		return nil, fault.New(fault.Infra, "image cache", err)

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]
+# Checks both ends, measures the bad end's failure rate (which sets the runs
+# per step), runs 'git bisect run' with the harness, and names the culprit.
+# Environment: STEP_DURATION (stress per run, default 60s), MEASURE_RUNS
+# (runs at the bad end, default 3), MISS (chance per step of calling a bad
+# commit good, default 0.05), BISECT_FLAGS (more bisect-run flags), OUT.
+set -euo pipefail
+tree=$1 good=$2 bad=$3 widen=${4:-}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export ZSWAPRACE_ROOT=$root PATH=/usr/local/go/bin:$PATH
+git -C "$tree" rev-parse --verify -q "$good^{commit}" >/dev/null || { echo "bisect: GOOD=$good is not a commit in $tree" >&2; exit 2; }
+git -C "$tree" rev-parse --verify -q "$bad^{commit}" >/dev/null || { echo "bisect: BAD=$bad is not a commit in $tree" >&2; exit 2; }
+[ -z "$(git -C "$tree" status --porcelain --untracked-files=no)" ] || { echo "bisect: $tree has uncommitted changes; commit or stash them first" >&2; exit 2; }
+
+tmp=$(mktemp -d)
+bin=$tmp/harness
+(cd "$root" && go build -o "$bin" ./harness)
+out=${OUT:-$root/out/bisect-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+miss=${MISS:-0.05}
+flags=(--tree "$tree" --out "$out" --duration "${STEP_DURATION:-60s}" --miss "$miss")
+if [ -n "$widen" ] && [ "$widen" != 0 ]; then flags+=(--widen); fi
+# shellcheck disable=SC2206
+flags+=(${BISECT_FLAGS:-})
+
+echo "bisect: checking that the bad end $bad fails (${MEASURE_RUNS:-3} runs)"
+rc=0; "$bin" bisect-run "${flags[@]}" --rev "$bad" --runs "${MEASURE_RUNS:-3}" --measure --rate-file "$out/bad-rate" || rc=$?
+if [ $rc -ne 1 ]; then
+  echo "bisect: the bad end $bad did not fail (step exit $rc): nothing to bisect. Try WIDEN=1 or a longer STEP_DURATION." >&2
+  exit 1
+fi
+rate=$(cat "$out/bad-rate")
+echo "bisect: the bad end fails at $rate per hour of stress"
+
+echo "bisect: checking that the good end $good does not fail"
+rc=0; "$bin" bisect-run "${flags[@]}" --rev "$good" --bad-rate "$rate" || rc=$?
+if [ $rc -ne 0 ]; then
+  echo "bisect: the good end $good is not good (step exit $rc): pick an older GOOD" >&2
+  exit 1
+fi
+
+git -C "$tree" bisect start "$bad" "$good" >/dev/null
+trap 'git -C "$tree" bisect reset -q >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+rc=0; git -C "$tree" bisect run "$bin" bisect-run "${flags[@]}" --bad-rate "$rate" || rc=$?
+git -C "$tree" bisect log > "$out/bisect.log"
+if [ $rc -ne 0 ]; then
+  echo "bisect: git bisect run stopped (exit $rc); log in $out/bisect.log" >&2
+  exit 1
+fi
+culprit=$(git -C "$tree" rev-parse refs/bisect/bad)
+goods=$(grep -c '^git bisect good' "$out/bisect.log" || true)
+confidence=$(awk -v m="$miss" -v g="$goods" 'BEGIN { printf "%.3f", (1-m)^g }')
+echo
+echo "culprit: $culprit"
+git -C "$tree" log -1 --format='  %h %s' "$culprit"
+echo "confidence: at least $confidence (each of $goods good step(s) had at most a $miss chance of hiding a failure; bad steps are certain)"
+echo "logs: $out"
