@@ -28,10 +28,14 @@
 //	BUG: hard lockup in FUNC
 //	BUG: workqueue lockup
 //	INFO: rcu detected stall in FUNC
-//	kernel panic: REASON                      a panic with no report before it
-//	out of memory                             every OOM report
+//	kernel panic: REASON                      a panic with no report before it (kind crash,
+//	                                          or hang for "hung_task: blocked tasks" and
+//	                                          "softlockup: hung tasks"); REASON loses exitcode=,
+//	                                          addresses and all but its first sentence
+//	out of memory                             every OOM report, including OOM panics
 //
-// " in FUNC" is left out when no function could be found.
+// " in FUNC" is left out when no function could be found. The function is
+// the one syzkaller would blame: see Report.Function.
 package console
 
 import (
@@ -61,7 +65,12 @@ type Report struct {
 	Title string // normalised, see the package documentation
 	// Function is the guilty function: the one the header names (WARNING,
 	// KASAN), else the first kernel RIP, else the first reliable call
-	// trace frame that is not a reporting or generic frame. Empty if none.
+	// trace frame that is not a reporting or generic frame (dump_stack,
+	// panic, __warn, die, exception entry, KASAN internals, string
+	// functions, allocators, locks, schedule and waits; frames marked "?"
+	// are unreliable and skipped; hangs skip <IRQ> sections). Compiler
+	// suffixes are dropped. For OOM reports it is the allocating function,
+	// for a bare panic the panic's caller. Empty if none.
 	Function string
 	// Start and End are byte offsets into the log: log[Start:End] is the
 	// raw report, whole lines (End is past the last line's newline).

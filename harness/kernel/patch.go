@@ -66,15 +66,18 @@ func PatchFiles(data []byte) []string {
 }
 
 // patchArgs: no fuzz, so a patch that is already in the tree is never applied
-// a second time at a nearby spot, and never asks questions.
-var patchArgs = []string{"-p1", "--batch", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-"}
+// a second time at a nearby spot.
+var patchArgs = []string{"-p1", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-"}
 
 func runPatch(ctx context.Context, dir string, p *Patch, reverse, dryRun bool) (string, error) {
 	args := append([]string{}, patchArgs...)
 	if reverse {
-		args = append(args, "-R")
+		// -f, not --batch: batch mode turns -R around when the patch looks
+		// unapplied, which would make every patch "reverse" cleanly.
+		args = append(args, "-f", "-R")
 	} else {
-		args = append(args, "--forward")
+		// --forward skips (and fails) a patch that looks already applied.
+		args = append(args, "--batch", "--forward")
 	}
 	if dryRun {
 		args = append(args, "--dry-run")

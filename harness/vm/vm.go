@@ -371,8 +371,12 @@ func (m *Machine) bootFailure(op string, err error) error {
 	log := m.Console.Bytes()
 	reps := console.Parse(log)
 	detail := console.Tail(log, 30)
-	if err == nil && len(reps) > 0 {
-		err = fmt.Errorf("%s", reps[0].Title)
+	if len(reps) > 0 {
+		// The kernel's own words beat the symptom we saw (a reset socket).
+		if err != nil {
+			detail = "(" + op + ": " + err.Error() + ")\n" + detail
+		}
+		op, err = "kernel did not boot to the agent", fmt.Errorf("%s", reps[0].Title)
 	}
 	if err == nil {
 		select {
