@@ -45,6 +45,11 @@ type Progress struct {
 	PagesWritten  uint64  `json:"pages_written"`
 	Corruptions   uint64  `json:"corruptions"`
 	Sweeps        uint64  `json:"sweeps"` // full sweeps completed by sweep-mode workers
+	// ByClass and NewExamples are set once there are corruptions, so that a
+	// run whose kernel dies before the final report still has the detail.
+	// NewExamples holds the examples recorded since the previous Progress.
+	ByClass     map[Class]uint64 `json:"by_class,omitempty"`
+	NewExamples []Example        `json:"new_examples,omitempty"`
 }
 
 // Report is the result of a Run.
@@ -101,6 +106,7 @@ type recorder struct {
 	examples  []Example
 	firstSec  float64
 	firstSeen bool
+	sent      int // examples already handed out by news
 }
 
 func newRecorder(maxExamples int) *recorder {
@@ -127,6 +133,20 @@ func (r *recorder) add(e Example) {
 		r.firstSec = e.AtSec
 		close(r.first)
 	}
+}
+
+// news returns the counts by class and the examples not yet returned by an
+// earlier call. Only the progress goroutine calls it.
+func (r *recorder) news() (map[Class]uint64, []Example) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counts := make(map[Class]uint64, len(r.counts))
+	for c, n := range r.counts {
+		counts[c] = n
+	}
+	fresh := append([]Example(nil), r.examples[r.sent:]...)
+	r.sent = len(r.examples)
+	return counts, fresh
 }
 
 // fill copies the recorder's results into rep.

@@ -89,6 +89,9 @@ func run(ctx context.Context, cfg Config, progress func(Progress), h hooks) (Rep
 			p.Sweeps += stats[i].sweeps.Load()
 		}
 		p.Corruptions = sh.rec.total.Load()
+		if p.Corruptions > 0 {
+			p.ByClass, p.NewExamples = sh.rec.news()
+		}
 		p.ElapsedSec = time.Since(sh.start).Seconds()
 		return p
 	}

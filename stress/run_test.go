@@ -145,11 +145,24 @@ func TestRunDetectsInjectedCorruption(t *testing.T) {
 		injectedAt[pass] = true
 		mu.Unlock()
 	}}
+	var streamed []Example
+	var lastProgress Progress
 	rep, err := run(context.Background(), Config{
 		Workers: 2, MiBPerWorker: 1, DurationSec: 0.5, DontneedEvery: 3, MaxExamples: 3,
-	}, nil, h)
+	}, func(p Progress) {
+		streamed = append(streamed, p.NewExamples...)
+		lastProgress = p
+	}, h)
 	if err != nil {
 		t.Fatalf("run: %v", err)
+	}
+	// Progress carries every example once, so a run whose kernel dies
+	// before the final report still has them.
+	if diff := cmp.Diff(rep.Examples, streamed); diff != "" {
+		t.Errorf("examples streamed in progress (-report +streamed):\n%s", diff)
+	}
+	if diff := cmp.Diff(rep.Corruptions, lastProgress.ByClass); diff != "" {
+		t.Errorf("progress ByClass (-report +progress):\n%s", diff)
 	}
 	if !injectedAt[2] || !injectedAt[3] || rep.Sweeps < 8 {
 		t.Fatalf("run too short: injected %v, %d sweeps", injectedAt, rep.Sweeps)

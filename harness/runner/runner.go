@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"zswaprace/guest/proto"
@@ -92,7 +93,10 @@ type watch struct {
 	m    *vm.Machine
 	r    report.Run
 
+	mu       sync.Mutex // guards last, byClass and examples, which onMsg writes
 	last     stress.Progress
+	byClass  map[stress.Class]uint64
+	examples []stress.Example
 	start    time.Time
 	hung     bool
 	crashAt  time.Duration
@@ -114,17 +118,22 @@ func (w *watch) run(ctx context.Context) report.Run {
 	}
 	cmdCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	beat := make(chan stress.Progress, 16)
+	beat := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	w.start = time.Now()
 	go func() {
 		onMsg := func(msg proto.Message) {
-			p := stress.Progress{}
-			if msg.Progress != nil {
-				p = *msg.Progress
+			if p := msg.Progress; p != nil {
+				w.mu.Lock()
+				w.last = *p
+				if p.ByClass != nil {
+					w.byClass = p.ByClass
+				}
+				w.examples = append(w.examples, p.NewExamples...)
+				w.mu.Unlock()
 			}
 			select {
-			case beat <- p:
+			case beat <- struct{}{}:
 			default:
 			}
 		}
@@ -141,14 +150,11 @@ func (w *watch) run(ctx context.Context) report.Run {
 	crashC := w.m.Watch.First()
 	for waiting := true; waiting; {
 		select {
-		case p := <-beat:
-			if p.ElapsedSec > 0 || p.PagesVerified > 0 {
-				w.last = p
-			}
+		case <-beat:
 			hang.Reset(hangAfter)
 			if time.Since(lastSay) > 15*time.Second {
 				lastSay = time.Now()
-				w.spec.say("%s of stress, %d pages verified, %d corrupt", time.Duration(w.last.ElapsedSec*float64(time.Second)).Round(time.Second), w.last.PagesVerified, w.last.Corruptions)
+				w.sayProgress()
 			}
 		case err := <-done:
 			w.cmdErr, w.finished = err, true
@@ -183,20 +189,45 @@ func (w *watch) run(ctx context.Context) report.Run {
 	return w.classify(ctx)
 }
 
+func (w *watch) sayProgress() {
+	w.mu.Lock()
+	p := w.last
+	w.mu.Unlock()
+	el := time.Duration(p.ElapsedSec * float64(time.Second)).Round(time.Second)
+	if w.spec.Exec != nil {
+		w.spec.say("%s of %s", el, w.spec.Exec.Argv[0])
+		return
+	}
+	w.spec.say("%s of stress, %d pages verified, %d corrupt", el, p.PagesVerified, p.Corruptions)
+}
+
 func (w *watch) classify(ctx context.Context) report.Run {
 	r := w.r
 	w.m.Kill() // the console is complete; stop the guest before parsing it
 	<-w.m.Exited()
 	log := w.m.Console.Bytes()
 	reports := console.Parse(log)
+	w.mu.Lock()
+	last := w.last
+	w.mu.Unlock()
 	r.StressSeconds = time.Since(w.start).Seconds()
 	if w.finished && w.cmdErr == nil && w.rep.ElapsedSec > 0 {
 		r.StressSeconds = w.rep.ElapsedSec
-	} else if w.last.ElapsedSec > 0 {
-		r.StressSeconds = w.last.ElapsedSec
+	} else if last.ElapsedSec > 0 {
+		r.StressSeconds = last.ElapsedSec
 	}
-	r.PagesVerified = w.last.PagesVerified
-	r.Corruptions = w.last.Corruptions
+	// Until the final report (if any) replaces them, the figures are those
+	// the last progress message carried.
+	w.mu.Lock()
+	r.PagesVerified = last.PagesVerified
+	r.Corruptions = last.Corruptions
+	for c, n := range w.byClass {
+		r.CorruptionsByClass[string(c)] = n
+	}
+	for _, e := range w.examples {
+		r.Examples = append(r.Examples, describe(e))
+	}
+	w.mu.Unlock()
 	if w.finished && w.cmdErr == nil {
 		w.fillResult(&r)
 	}
@@ -264,7 +295,7 @@ func (w *watch) classify(ctx context.Context) report.Run {
 	if r.Corruptions > 0 && w.rep.FirstCorruptionSec >= 0 && w.finished {
 		failAt(w.rep.FirstCorruptionSec)
 	} else if r.Corruptions > 0 && w.spec.Exec == nil {
-		failAt(w.last.ElapsedSec)
+		failAt(last.ElapsedSec)
 	}
 	return r
 }
@@ -288,6 +319,7 @@ func (w *watch) fillResult(r *report.Run) {
 		for c, n := range w.rep.Corruptions {
 			r.CorruptionsByClass[string(c)] = n
 		}
+		r.Examples = nil
 		for _, e := range w.rep.Examples {
 			r.Examples = append(r.Examples, describe(e))
 		}
