@@ -25,6 +25,7 @@ commands:
   build        build both kernel variants and print where they are
   run          boot one kernel, run the stress job once, report
   bisect-run   one 'git bisect run' step (exit 0 good, 1 bad, 125 skip, 128 abort)
+  bench        time builds, boots and time to first failure against stress and stress-ng
 
 'harness COMMAND -h' lists a command's flags.
 `
@@ -47,6 +48,8 @@ func main() {
 		code = cmdCompare(ctx, args)
 	case "bisect-run":
 		code = cmdBisectRun(ctx, args)
+	case "bench":
+		code = cmdBench(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	default:
