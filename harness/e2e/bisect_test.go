@@ -39,7 +39,8 @@ func TestBisectFindsCulprit(t *testing.T) {
 	}
 	run("", "cp", "-a", srcs[0], repo)
 	run(repo, "git", "init", "-q")
-	run(repo, "git", "-c", "core.looseCompression=0", "add", "-A")
+	// -f: Debian's .gitignore ignores everything at the top level.
+	run(repo, "git", "-c", "core.looseCompression=0", "add", "-f", "-A")
 	run(repo, "git", "commit", "-q", "-m", "base: Debian 6.1 source")
 	base := run(repo, "git", "rev-parse", "HEAD")
 	var culprit string
@@ -51,7 +52,7 @@ func TestBisectFindsCulprit(t *testing.T) {
 			run(repo, "patch", "-p1", "-R", "-i", filepath.Join(root, "patches", "zswap-writeback-race-fix.patch"))
 			msg = "mm: zswap: drop the writeback recheck (reintroduces the race)"
 		}
-		run(repo, "git", "add", "-A")
+		run(repo, "git", "add", "-f", "-A")
 		run(repo, "git", "commit", "-q", "-m", msg)
 		if i == 5 {
 			culprit = run(repo, "git", "rev-parse", "HEAD")

@@ -249,3 +249,51 @@ func TestInterruptCompare(t *testing.T) {
 		t.Errorf("an interrupted compare claims %q", rep.Verdict)
 	}
 }
+
+// A full disk while writing results: an error naming it, exit 3, and no
+// report that parses as a success.
+func TestDiskFull(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (needs root): %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	code, stdout, stderr := harness(t, nil, "compare", "--widen", "--runs", "1", "--duration", "15s", "--out", mnt)
+	if code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	if !strings.Contains(stdout+stderr, "no space left on device") {
+		t.Errorf("output does not say the disk is full:\n%s\n%s", stdout, tail(stderr, 20))
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "report.json")); err == nil {
+		var rep report.Report
+		if json.Unmarshal(b, &rep) == nil && rep.Verdict == "fixed" {
+			t.Errorf("a report.json claiming %q was left on the full disk", rep.Verdict)
+		}
+	}
+}
+
+// An external, dynamically linked program runs in the guest through
+// --workload, with its exit status reported.
+func TestExternalWorkload(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, _ := harness(t, nil, "run", "--kernel", images.Patched.Kernel, "--widen", "--duration", "30s",
+		"--workload", "stress-ng --vm 2 --vm-bytes 100M --verify", "--out", out)
+	t.Logf("stdout:\n%s", stdout)
+	if code != 0 {
+		t.Errorf("exit %d, want 0 (clean)", code)
+	}
+	r := readRun(t, out)
+	if r.Outcome != report.OutcomeClean || r.StressSeconds < 25 {
+		t.Errorf("outcome %q after %.0f s (%s), want clean after ~30 s", r.Outcome, r.StressSeconds, r.Error)
+	}
+	if r.Counters["zswpout"] <= 0 {
+		t.Errorf("the workload did not drive zswap: counters %v", r.Counters)
+	}
+	// A failing program is a failure, with its output.
+	code, _, _ = harness(t, nil, "run", "--kernel", images.Patched.Kernel, "--duration", "20s",
+		"--workload", "ls /no-such-dir", "--out", t.TempDir())
+	if code != 1 {
+		t.Errorf("a workload exiting non-zero gave exit %d, want 1", code)
+	}
+}

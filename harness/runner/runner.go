@@ -186,7 +186,15 @@ func (w *watch) run(ctx context.Context) report.Run {
 		}
 	}
 	cancel()
-	return w.classify(ctx)
+	r := w.classify(ctx)
+	if err := w.m.LogError(); err != nil && r.Outcome != report.OutcomeInterrupted {
+		// The kernel's verdict may stand, but the evidence is incomplete.
+		r.Error = strings.TrimSpace(r.Error + "\nconsole log incomplete: " + err.Error())
+		if !r.Failed() {
+			r.Outcome = report.OutcomeInfraError
+		}
+	}
+	return r
 }
 
 func (w *watch) sayProgress() {

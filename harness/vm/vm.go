@@ -93,6 +93,7 @@ type Machine struct {
 	cmd      *exec.Cmd
 	tmp      string // sockets and swap disk
 	logFile  *os.File
+	logOut   *keepGoing // the console log; a full disk must not stall the guest
 	mon      *qmp.SocketMonitor
 	client   *ssh.Client
 	exited   chan struct{}
@@ -157,8 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	m.Watch = console.NewWatcher()
 	m.cmd = exec.Command(qemu, m.args(swap)...)
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	m.cmd.Stdout = io.MultiWriter(m.logFile, m.Console, m.Watch)
-	m.cmd.Stderr = io.MultiWriter(m.stderr, m.logFile)
+	m.logOut = &keepGoing{w: m.logFile}
+	m.cmd.Stdout = io.MultiWriter(m.logOut, m.Console, m.Watch)
+	m.cmd.Stderr = io.MultiWriter(m.stderr, m.logOut)
 	if err := m.cmd.Start(); err != nil {
 		m.cleanup()
 		return nil, fault.New(fault.Infra, "start qemu", err)
@@ -476,3 +478,33 @@ func (t *tailWriter) Bytes() []byte {
 
 // Stderr is the tail of what QEMU printed on its standard error.
 func (m *Machine) Stderr() string { return strings.TrimSpace(m.stderr.String()) }
+
+// LogError is the first error writing the console log (a full disk), if any.
+func (m *Machine) LogError() error { return m.logOut.Err() }
+
+// keepGoing passes writes on until the first error, then drops them and
+// keeps the error: an io.MultiWriter stops at a failing writer, and QEMU
+// would block on a console nobody reads.
+type keepGoing struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (k *keepGoing) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.err == nil {
+		_, k.err = k.w.Write(p)
+	}
+	return len(p), nil
+}
+
+func (k *keepGoing) Err() error {
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.err
+}
