@@ -51,7 +51,16 @@ func comparisonRows(r *Report) [][]string {
 		return s
 	})
 	add("pages verified", func(v Variant) string { return grouped(v.PagesVerified) })
-	add("written-back pages", func(v Variant) string { return grouped(uint64(max(v.WrittenBackPages, 0))) })
+	add("written-back pages", func(v Variant) string {
+		known := false
+		for _, r := range v.RunDetails {
+			known = known || r.WrittenBackPages >= 0
+		}
+		if !known && len(v.RunDetails) > 0 {
+			return "unknown (no run ended with counters)"
+		}
+		return grouped(uint64(max(v.WrittenBackPages, 0)))
+	})
 	add("corruptions", func(v Variant) string { return grouped(v.Corruptions) })
 	var counts []map[string]uint64
 	for _, v := range r.Variants {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -257,6 +258,11 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		}
 	}
 	tail := console.Tail(log, 40)
+	if len(crashes) == 0 && slices.Contains(w.m.Events(), "GUEST_PANICKED") {
+		// pvpanic saw a panic the console did not show (it may be cut off).
+		r.CrashTitles = append(r.CrashTitles, "kernel panic (pvpanic; no report on the console)")
+		crashes = append(crashes, console.Report{Kind: console.Crash, Title: "kernel panic (pvpanic; no report on the console)"})
+	}
 	switch {
 	case len(crashes) > 0:
 		r.Outcome = report.OutcomeCrash

@@ -201,6 +201,8 @@ func (m *Machine) args(swap string) []string {
 		"-serial", "stdio",
 		"-drive", "file=" + swap + ",format=raw,if=virtio,cache=unsafe,discard=unmap",
 		"-device", "virtio-rng-pci",
+		// A panic is a QMP event; panic=-1 then reboots, which ends QEMU.
+		"-device", "pvpanic-pci", "-action", "panic=none",
 		"-device", "virtio-serial-pci",
 		"-chardev", "socket,id=agent,path=" + filepath.Join(m.tmp, "agent.sock") + ",server=on,wait=off",
 		"-device", "virtserialport,chardev=agent,name=zh.agent",
