@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -238,16 +239,10 @@ func (c *compareRun) run(ctx context.Context, b *built, runs, jobs int) (un, pa 
 	}
 	close(queue)
 	wg.Wait()
-	return sortRuns(results["unpatched"]), sortRuns(results["patched"])
-}
-
-func sortRuns(rs []report.Run) []report.Run {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Index < rs[j-1].Index; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
-	return rs
+	byIndex := func(a, b report.Run) int { return a.Index - b.Index }
+	slices.SortFunc(results["unpatched"], byIndex)
+	slices.SortFunc(results["patched"], byIndex)
+	return results["unpatched"], results["patched"]
 }
 
 func firstTitle(r report.Run) string {

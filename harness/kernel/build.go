@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -100,15 +101,12 @@ func (p *Plan) treeKey(v Variant) string {
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
-var ccVersion string
-
-func compilerVersion() string {
-	if ccVersion == "" {
-		out, _ := exec.Command("gcc", "--version").Output()
-		ccVersion, _, _ = strings.Cut(string(out), "\n")
-	}
-	return ccVersion
-}
+// compilerVersion is the first line of gcc --version, asked once.
+var compilerVersion = sync.OnceValue(func() string {
+	out, _ := exec.Command("gcc", "--version").Output()
+	v, _, _ := strings.Cut(string(out), "\n")
+	return v
+})
 
 // Build builds the variants in order. Each later variant starts from a copy
 // of the first one's objects, so only the files its patches change compile.

@@ -149,6 +149,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	lastSay := time.Now()
 	var graceC <-chan time.Time
 	crashC := w.m.Watch.First()
+	exitedC := w.m.Exited()
 	for waiting := true; waiting; {
 		select {
 		case <-beat:
@@ -178,7 +179,8 @@ func (w *watch) run(ctx context.Context) report.Run {
 			w.hung = true
 			w.spec.say("no heartbeat from the agent for %s: hang", hangAfter)
 			waiting = false
-		case <-w.m.Exited():
+		case <-exitedC:
+			exitedC = nil
 			if graceC == nil {
 				graceC = time.After(grace)
 			}
@@ -187,6 +189,21 @@ func (w *watch) run(ctx context.Context) report.Run {
 		}
 	}
 	cancel()
+	// Stop the guest (in order after a clean finish: the agent reboots it,
+	// which ends QEMU), so the console is complete, and let the command
+	// goroutine finish before its results are read.
+	if w.finished && w.cmdErr == nil {
+		w.m.Close()
+	} else {
+		w.m.Kill()
+	}
+	<-w.m.Exited()
+	if !w.finished {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}
 	r := w.classify(ctx)
 	if err := w.m.LogError(); err != nil && r.Outcome != report.OutcomeInterrupted {
 		// The kernel's verdict may stand, but the evidence is incomplete.
@@ -212,8 +229,6 @@ func (w *watch) sayProgress() {
 
 func (w *watch) classify(ctx context.Context) report.Run {
 	r := w.r
-	w.m.Kill() // the console is complete; stop the guest before parsing it
-	<-w.m.Exited()
 	log := w.m.Console.Bytes()
 	reports := console.Parse(log)
 	w.mu.Lock()
@@ -306,7 +321,7 @@ func (w *watch) classify(ctx context.Context) report.Run {
 	default:
 		r.Outcome = report.OutcomeClean
 	}
-	if r.Corruptions > 0 && w.rep.FirstCorruptionSec >= 0 && w.finished {
+	if r.Corruptions > 0 && w.finished && w.cmdErr == nil && w.rep.FirstCorruptionSec >= 0 {
 		failAt(w.rep.FirstCorruptionSec)
 	} else if r.Corruptions > 0 && w.spec.Exec == nil {
 		failAt(last.ElapsedSec)

@@ -172,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	go func() {
 		select {
 		case <-ctx.Done():
-			m.kill()
+			m.Kill()
 		case <-m.exited:
 		}
 	}()
@@ -417,7 +417,7 @@ func (m *Machine) Close() error {
 			select {
 			case <-m.exited:
 			case <-time.After(5 * time.Second):
-				m.kill()
+				m.Kill()
 				<-m.exited
 			}
 		}
@@ -426,8 +426,9 @@ func (m *Machine) Close() error {
 	return nil
 }
 
-// Kill stops QEMU at once.
-func (m *Machine) kill() {
+// Kill stops QEMU and everything it started at once; Close still has to
+// be called.
+func (m *Machine) Kill() {
 	if m.cmd != nil && m.cmd.Process != nil {
 		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 	}
@@ -445,9 +446,6 @@ func (m *Machine) cleanup() {
 	}
 	os.RemoveAll(m.tmp)
 }
-
-// Kill stops QEMU at once; Close still has to be called.
-func (m *Machine) Kill() { m.kill() }
 
 // PID is QEMU's process id.
 func (m *Machine) PID() int { return m.cmd.Process.Pid }
