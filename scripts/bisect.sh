@@ -49,10 +49,16 @@ if [ $rc -ne 0 ]; then
   exit 1
 fi
 culprit=$(git -C "$tree" rev-parse refs/bisect/bad)
-goods=$(grep -c '^git bisect good' "$out/bisect.log" || true)
-confidence=$(awk -v m="$miss" -v g="$goods" 'BEGIN { printf "%.3f", (1-m)^g }')
+# Bad verdicts are certain (a failure was seen); each good verdict, the good
+# end's included, could hide a failure with the chance its step reported.
+confidence=1 goods=0
+for sha in "$(git -C "$tree" rev-parse "$good")" $(sed -n 's/^git bisect good \([0-9a-f]*\).*/\1/p' "$out/bisect.log"); do
+  chance=$(sed -n 's/.*"chance_bad_called_good": \([0-9.e+-]*\).*/\1/p' "$out/step-${sha:0:12}/step.json" 2>/dev/null)
+  confidence=$(awk -v a="$confidence" -v c="${chance:-$miss}" 'BEGIN { printf "%.4f", a * (1 - c) }')
+  goods=$((goods + 1))
+done
 echo
 echo "culprit: $culprit"
 git -C "$tree" log -1 --format='  %h %s' "$culprit"
-echo "confidence: at least $confidence (each of $goods good step(s) had at most a $miss chance of hiding a failure; bad steps are certain)"
+echo "confidence: $confidence that no good verdict hid a failure ($goods good step(s), the good end included; each kept under $miss by its runs; bad steps are certain)"
 echo "logs: $out"
