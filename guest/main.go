@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -27,6 +28,7 @@ const (
 	authorizedKeyPath = "/etc/zh/authorized_key"
 	portName          = "zh.agent"
 	childArg          = "stress-child"
+	agentArg          = "agent" // the agent under PID 1's supervision
 )
 
 func main() {
@@ -37,6 +39,10 @@ func main() {
 	}
 	if os.Getpid() == 1 {
 		runInit()
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == agentArg {
+		runAgent()
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
@@ -112,16 +118,11 @@ func newServer(hostKeyFile, authKeyFile string, pid1 bool) (*agent.Server, error
 }
 
 // runInit never returns: if PID 1 exited the kernel would panic, and the
-// harness would blame the kernel under test. On a fatal error it says why on
-// the console and reboots, which ends QEMU.
+// harness would blame the kernel under test. It sets the guest up, then only
+// supervises: the agent runs as its child (restarted if it dies), and
+// orphaned processes are reaped. On a fatal error it says why on the
+// console and reboots, which ends QEMU.
 func runInit() {
-	say := func(format string, args ...any) { fmt.Printf("zh-agent: "+format+"\n", args...) }
-	fatal := func(err error) {
-		say("fatal: %v", err)
-		time.Sleep(time.Second)
-		sysinit.Reboot()
-		select {}
-	}
 	if err := sysinit.Mount(); err != nil {
 		fatal(err)
 	}
@@ -134,12 +135,43 @@ func runInit() {
 		}
 		say("swap on %s, %d MiB", dev, size>>20)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		fatal(err)
+	}
+	attr := &os.ProcAttr{Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	for restarts := 0; ; restarts++ {
+		p, err := os.StartProcess(self, []string{self, agentArg}, attr)
+		if err != nil {
+			fatal(err)
+		}
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, 0, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || pid == p.Pid {
+				say("agent exited (%v, %v); restarting it", ws, err)
+				break
+			}
+		}
+		if restarts > 20 {
+			fatal(errors.New("the agent keeps dying"))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// runAgent serves the host on the virtio-serial port; PID 1 restarts it if
+// it dies.
+func runAgent() {
 	srv, err := newServer(hostKeyPath, authorizedKeyPath, true)
 	if err != nil {
 		fatal(err)
 	}
 	srv.Shutdown = func() { say("shutting down"); sysinit.Reboot() }
-	port, err := sysinit.FindPort(portName)
+	port, err := sysinit.FindPort(portName, 10*time.Second)
 	if err != nil {
 		fatal(err)
 	}
@@ -155,6 +187,16 @@ func runInit() {
 		f.Close()
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func say(format string, args ...any) { fmt.Printf("zh-agent: "+format+"\n", args...) }
+
+// fatal says why on the console and reboots the guest, which ends QEMU.
+func fatal(err error) {
+	say("fatal: %v", err)
+	time.Sleep(time.Second)
+	sysinit.Reboot()
+	select {}
 }
 
 // fileConn lets SSH run over a character device.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"zswaprace/harness/fault"
+	"zswaprace/harness/fsutil"
 	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
@@ -199,14 +200,23 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		return bisectAbort
 	}
 	code = stepExit(done, rule)
-	failures, exposure := 0, 0.0
+	failures, unrelated, exposure := 0, 0, 0.0
 	for _, r := range done {
-		if rule.bad(r) {
+		switch {
+		case rule.bad(r):
 			failures++
+		case r.Failed():
+			unrelated++
 		}
 		exposure += r.Exposure()
 	}
 	chance := missChance(*badRate, exposure)
+	if code == bisectGood && unrelated > 0 && (*badRate <= 0 || chance > *miss) {
+		// Failures that are not the one bisected cut runs short: without
+		// enough clean time, "good" would be a guess.
+		fmt.Fprintf(os.Stderr, "bisect step %.12s: %d run(s) failed in a way not being bisected and the remaining stress is too short to call it good: skip\n", commit, unrelated)
+		code = bisectSkip
+	}
 	step["runs"], step["failures"], step["stress_seconds"], step["exit"], step["run_details"] = len(done), failures, exposure, code, done
 	if *badRate > 0 {
 		step["chance_bad_called_good"] = chance
@@ -225,7 +235,10 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		if exposure > 0 {
 			rate = float64(failures) / exposure * 3600
 		}
-		os.WriteFile(*rateFile, []byte(fmt.Sprintf("%.6g\n", rate)), 0o644)
+		if err := fsutil.WriteFileAtomic(*rateFile, []byte(fmt.Sprintf("%.6g\n", rate))); err != nil {
+			printErr(err)
+			return bisectAbort
+		}
 	}
 	return code
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"zswaprace/harness/cache"
 )
 
 // repoRoot finds the checkout the harness runs from, for kconfigs/ and patches/.
@@ -31,15 +33,7 @@ func repoRoot() (string, error) {
 }
 
 // cacheDir is where sources, trees, images and initramfs files are kept.
-func cacheDir() string {
-	if d := os.Getenv("ZSWAPRACE_CACHE"); d != "" {
-		return d
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "zswaprace")
-	}
-	return filepath.Join(os.TempDir(), "zswaprace-cache")
-}
+func cacheDir() string { return cache.Dir() }
 
 // progress prints progress lines: on a terminal with a timestamp, otherwise
 // as plain lines.

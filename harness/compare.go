@@ -13,6 +13,7 @@ import (
 
 	"zswaprace/guest/proto"
 	"zswaprace/harness/fault"
+	"zswaprace/harness/fsutil"
 	"zswaprace/harness/initramfs"
 	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
@@ -149,7 +150,7 @@ func copyConfigs(dir string, imgs ...*kernel.Image) error {
 		if err != nil {
 			return fault.New(fault.Infra, "kernel config", err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, img.Variant+".config"), b, 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, img.Variant+".config"), b); err != nil {
 			return fault.New(fault.Infra, "write "+dir, err)
 		}
 	}

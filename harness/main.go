@@ -37,6 +37,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first Ctrl-C the harness cleans up; a second one kills it
+	// (its QEMUs die with it).
+	context.AfterFunc(ctx, stop)
 	var code int
 	args := os.Args[2:]
 	switch os.Args[1] {

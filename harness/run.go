@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"zswaprace/harness/fsutil"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 )
@@ -72,12 +74,25 @@ func cmdRun(ctx context.Context, args []string) int {
 
 func printRun(r report.Run) {
 	fmt.Printf("outcome: %s (%s, boot %.1f s, stress %.0f s)\n", r.Outcome, r.Accel, r.BootSeconds, r.StressSeconds)
-	fmt.Printf("pages verified %d, written back %d, corruptions %d %v\n", r.PagesVerified, r.WrittenBackPages, r.Corruptions, r.CorruptionsByClass)
+	if r.StressSeconds > 0 {
+		wb := "unknown"
+		if r.WrittenBackPages >= 0 {
+			wb = fmt.Sprint(r.WrittenBackPages)
+		}
+		var classes []string
+		for _, c := range []string{"stale", "foreign", "zeroed", "damaged"} {
+			if n := r.CorruptionsByClass[c]; n > 0 {
+				classes = append(classes, fmt.Sprintf("%s %d", c, n))
+			}
+		}
+		fmt.Printf("pages verified %d, written back %s, corrupt pages %d %s\n", r.PagesVerified, wb, r.Corruptions, strings.Join(classes, ", "))
+	}
 	for _, t := range r.CrashTitles {
 		fmt.Printf("kernel: %s\n", t)
 	}
 	for i, e := range r.Examples {
 		if i == 5 {
+			fmt.Printf("  ... %d more in run.json\n", len(r.Examples)-5)
 			break
 		}
 		fmt.Printf("  %s\n", e)
@@ -90,7 +105,7 @@ func printRun(r report.Run) {
 	}
 }
 
-// writeJSONFile writes v atomically.
+// writeJSONFile writes v atomically: a full disk leaves no half-written file.
 func writeJSONFile(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -99,10 +114,5 @@ func writeJSONFile(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp, path)
+	return fsutil.WriteFileAtomic(path, append(b, '\n'))
 }

@@ -35,6 +35,9 @@ func runExec(ctx context.Context, req proto.ExecRequest, out *lineWriter) (proto
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	tail := &tailBuffer{max: 8 << 10, out: out}
 	cmd.Stdout, cmd.Stderr = tail, tail
+	// A killed program's descendants may hold its output open: do not wait
+	// for them after it is gone.
+	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("start %s: %w", req.Argv[0], err)

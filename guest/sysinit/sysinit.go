@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -90,16 +91,23 @@ func Swapon(dev string) (int64, error) {
 }
 
 // FindPort returns the device node of the virtio-serial port with the given
-// name, waiting for it to appear.
-func FindPort(name string) (string, error) {
-	matches, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
-	for _, m := range matches {
-		b, err := os.ReadFile(m)
-		if err == nil && strings.TrimSpace(string(b)) == name {
-			return "/dev/" + filepath.Base(filepath.Dir(m)), nil
+// name. Ports and their names arrive asynchronously after the driver loads,
+// so it waits up to timeout for it.
+func FindPort(name string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		matches, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, m := range matches {
+			b, err := os.ReadFile(m)
+			if err == nil && strings.TrimSpace(string(b)) == name {
+				return "/dev/" + filepath.Base(filepath.Dir(m)), nil
+			}
 		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no virtio-serial port named %q after %s (CONFIG_VIRTIO_CONSOLE, and QEMU's virtserialport name=%s)", name, timeout, name)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return "", fmt.Errorf("no virtio-serial port named %q (CONFIG_VIRTIO_CONSOLE, and QEMU's virtserialport name=%s)", name, name)
 }
 
 // CmdlineValue returns the value of key=value on the kernel command line.

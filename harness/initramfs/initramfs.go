@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"zswaprace/harness/fault"
+	"zswaprace/harness/fsutil"
 )
 
 // File is one extra file in the archive.
@@ -129,7 +130,13 @@ func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", nil, fault.New(fault.Infra, "initramfs", err)
 	}
-	agentPath := filepath.Join(dir, "agent.tmp")
+	tmpAgent, err := os.CreateTemp(dir, "agent-*.tmp")
+	if err != nil {
+		return "", nil, fault.New(fault.Infra, "initramfs", err)
+	}
+	tmpAgent.Close()
+	agentPath := tmpAgent.Name()
+	defer os.Remove(agentPath)
 	if err := BuildAgent(ctx, root, agentPath); err != nil {
 		return "", nil, err
 	}
@@ -146,12 +153,7 @@ func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys
 	if _, err := os.Stat(out); err == nil {
 		return out, keys, nil
 	}
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		os.Remove(tmp)
-		return "", nil, fault.New(fault.Infra, "write initramfs", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := fsutil.WriteFileAtomic(out, buf.Bytes()); err != nil {
 		return "", nil, fault.New(fault.Infra, "write initramfs", err)
 	}
 	return out, keys, nil

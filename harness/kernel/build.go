@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"zswaprace/harness/cache"
 	"zswaprace/harness/fault"
 )
 
@@ -111,6 +112,11 @@ var compilerVersion = sync.OnceValue(func() string {
 // Build builds the variants in order. Each later variant starts from a copy
 // of the first one's objects, so only the files its patches change compile.
 func (p *Plan) Build(ctx context.Context, variants ...Variant) ([]*Image, error) {
+	unlock, err := cache.Lock(p.Cache, p.Say)
+	if err != nil {
+		return nil, fault.New(fault.Infra, "cache", err)
+	}
+	defer unlock()
 	var imgs []*Image
 	seed := ""
 	var touched []string
@@ -151,14 +157,17 @@ func (p *Plan) build(ctx context.Context, v Variant, seed string, touched []stri
 		return nil, "", err
 	}
 	obj := filepath.Join(tree, "o")
-	if _, err := os.Stat(obj); err != nil && seed != "" && seed != tree {
+	_, haveObj := os.Stat(obj)
+	_, seedObj := os.Stat(filepath.Join(seed, "o", ".config"))
+	if haveObj != nil && seed != "" && seed != tree && seedObj == nil {
 		if err := copyObjects(ctx, filepath.Join(seed, "o"), obj); err != nil {
 			return nil, "", fault.New(fault.Infra, "copy objects", err)
 		}
 		// Files the patches change must look newer than the copied objects.
-		now := time.Now()
 		for _, f := range touched {
-			os.Chtimes(filepath.Join(tree, f), now, now)
+			if err := touchOwn(filepath.Join(tree, f)); err != nil {
+				return nil, "", fault.New(fault.Infra, "copy objects", err)
+			}
 		}
 	}
 	img, err := p.compile(ctx, v.Name, tree, key, imgDir, start)
@@ -169,6 +178,11 @@ func (p *Plan) build(ctx context.Context, v Variant, seed string, touched []stri
 // its o/ directory, which is kept between calls so consecutive builds only
 // recompile what changed. The image is cached by the variant's key.
 func (p *Plan) BuildIn(ctx context.Context, v Variant, tree string) (*Image, error) {
+	unlock, err := cache.Lock(p.Cache, p.Say)
+	if err != nil {
+		return nil, fault.New(fault.Infra, "cache", err)
+	}
+	defer unlock()
 	key := p.Key(v)
 	imgDir := filepath.Join(p.Cache, "images", key)
 	if img, ok := cachedImage(imgDir, v.Name); ok {
@@ -264,6 +278,31 @@ func (p *Plan) prepareTree(ctx context.Context, v Variant) (string, error) {
 	return tree, nil
 }
 
+// touchOwn makes path newer than anything built so far without touching
+// the file it may be hard-linked to (the pristine or the user's tree): a
+// file with other links is first replaced by a copy of its own.
+func touchOwn(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil // the patch deletes it
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		tmp := path + ".zswaprace-tmp"
+		if err := os.WriteFile(tmp, b, st.Mode().Perm()); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	return os.Chtimes(path, now, now)
+}
+
 func copyObjects(ctx context.Context, from, to string) error {
 	tmp := to + ".tmp"
 	os.RemoveAll(tmp)
@@ -320,9 +359,15 @@ func (p *Plan) makeArgs(tree string, targets ...string) []string {
 func (p *Plan) runMake(ctx context.Context, tree string, logf io.Writer, lines func(string), targets ...string) error {
 	cmd := exec.CommandContext(ctx, "make", p.makeArgs(tree, targets...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// Kill the whole make process group on cancel, not just make.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
+	// Stop the whole make process group on cancel, not just make, and with
+	// SIGTERM first: make deletes the half-written target it was building,
+	// which SIGKILL would leave behind to break the next build.
+	cmd.Cancel = func() error {
+		pid := cmd.Process.Pid
+		time.AfterFunc(10*time.Second, func() { syscall.Kill(-pid, syscall.SIGKILL) })
+		return syscall.Kill(-pid, syscall.SIGTERM)
+	}
+	cmd.WaitDelay = 15 * time.Second
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {

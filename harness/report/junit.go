@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"zswaprace/harness/fsutil"
 )
 
 // The JUnit XML schema as CI systems (Jenkins, GitLab, GitHub actions)
@@ -63,7 +65,7 @@ func WriteJUnit(path string, r *Report) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, append([]byte(xml.Header), append(data, '\n')...))
+	return fsutil.WriteFileAtomic(path, append([]byte(xml.Header), append(data, '\n')...))
 }
 
 func junitFrom(r *Report) junitSuites {

@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"zswaprace/harness/fsutil"
 )
 
 // WriteMarkdown writes r as a Markdown summary (summary.md) to path,
 // atomically: the verdict, the side-by-side comparison, one line per run,
 // then the details of every run that did not come out clean.
 func WriteMarkdown(path string, r *Report) error {
-	return writeFileAtomic(path, []byte(markdown(r)))
+	return fsutil.WriteFileAtomic(path, []byte(markdown(r)))
 }
 
 func markdown(r *Report) string {

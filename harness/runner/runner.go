@@ -4,6 +4,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,9 @@ type watch struct {
 	byClass  map[stress.Class]uint64
 	examples []stress.Example
 	start    time.Time
+	offset   int // console bytes before the workload started
 	hung     bool
+	overdue  bool
 	crashAt  time.Duration
 	rep      stress.Report
 	exec     proto.ExecResult
@@ -122,6 +125,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	beat := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	w.start = time.Now()
+	w.offset = w.m.Console.Len()
 	go func() {
 		onMsg := func(msg proto.Message) {
 			if p := msg.Progress; p != nil {
@@ -146,6 +150,10 @@ func (w *watch) run(ctx context.Context) report.Run {
 	}()
 	hang := time.NewTimer(hangAfter)
 	defer hang.Stop()
+	// A workload that keeps sending heartbeats but never ends is stuck too.
+	limit := time.Duration(w.duration()*float64(time.Second)) + 2*hangAfter
+	overdue := time.NewTimer(limit)
+	defer overdue.Stop()
 	lastSay := time.Now()
 	var graceC <-chan time.Time
 	crashC := w.m.Watch.First()
@@ -178,6 +186,10 @@ func (w *watch) run(ctx context.Context) report.Run {
 		case <-hang.C:
 			w.hung = true
 			w.spec.say("no heartbeat from the agent for %s: hang", hangAfter)
+			waiting = false
+		case <-overdue.C:
+			w.hung, w.overdue = true, true
+			w.spec.say("the workload has not finished %s after it was started: hang", limit)
 			waiting = false
 		case <-exitedC:
 			exitedC = nil
@@ -213,6 +225,14 @@ func (w *watch) run(ctx context.Context) report.Run {
 		}
 	}
 	return r
+}
+
+// duration is how long the workload was asked to run.
+func (w *watch) duration() float64 {
+	if w.spec.Exec != nil {
+		return w.spec.Exec.DurationSec
+	}
+	return w.spec.Stress.DurationSec
 }
 
 func (w *watch) sayProgress() {
@@ -257,11 +277,21 @@ func (w *watch) classify(ctx context.Context) report.Run {
 	}
 	var crashes, hangs, ooms []console.Report
 	for _, rep := range reports {
+		if rep.Start < w.offset {
+			// Not the workload's doing: reported, not counted.
+			r.CrashTitles = append(r.CrashTitles, rep.Title+" (before the workload started)")
+			continue
+		}
 		switch rep.Kind {
 		case console.OOM:
 			ooms = append(ooms, rep)
 		case console.Hang:
 			hangs = append(hangs, rep)
+		case console.Warning:
+			// A WARNING is reported but does not fail the run: the kernel
+			// carries on, and warnings unrelated to the race are common.
+			r.CrashTitles = append(r.CrashTitles, rep.Title+" (warning, not counted)")
+			continue
 		default:
 			crashes = append(crashes, rep)
 		}
@@ -273,10 +303,21 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		}
 	}
 	tail := console.Tail(log, 40)
-	if len(crashes) == 0 && slices.Contains(w.m.Events(), "GUEST_PANICKED") {
-		// pvpanic saw a panic the console did not show (it may be cut off).
-		r.CrashTitles = append(r.CrashTitles, "kernel panic (pvpanic; no report on the console)")
-		crashes = append(crashes, console.Report{Kind: console.Crash, Title: "kernel panic (pvpanic; no report on the console)"})
+	events := w.m.Events()
+	if len(crashes)+len(hangs)+len(ooms) == 0 {
+		// Evidence of a dead kernel that left nothing on the console (it
+		// may have been cut off): pvpanic, or a reset nobody asked for.
+		title := ""
+		switch {
+		case slices.Contains(events, "GUEST_PANICKED"):
+			title = "kernel panic (pvpanic; no report on the console)"
+		case !w.finished && slices.Contains(events, "SHUTDOWN(guest-reset)") && !bytes.Contains(log, []byte("zh-agent: shutting down")) && !bytes.Contains(log, []byte("zh-agent: fatal")):
+			title = "guest reset itself mid-run with no report on the console (triple fault or emergency restart)"
+		}
+		if title != "" {
+			r.CrashTitles = append(r.CrashTitles, title)
+			crashes = append(crashes, console.Report{Kind: console.Crash, Title: title})
+		}
 	}
 	switch {
 	case len(crashes) > 0:
@@ -291,6 +332,9 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		r.Outcome = report.OutcomeHang
 		failAt(w.crashSeconds())
 		r.Error = "no progress from the guest"
+		if w.overdue {
+			r.Error = "the workload did not finish in time"
+		}
 		if len(hangs) > 0 {
 			r.Error = hangs[0].Title
 		}
@@ -318,10 +362,13 @@ func (w *watch) classify(ctx context.Context) report.Run {
 	case r.WrittenBackPages == 0:
 		r.Outcome = report.OutcomeNoWriteback
 		r.Error = "zswap wrote back no pages: this run proves nothing (is the zpool zbud or z3fold, and did the pool fill?)"
+	case r.WrittenBackPages < 0:
+		r.Outcome = report.OutcomeNoWriteback
+		r.Error = "could not read zswap's written_back_pages before and after the run (is debugfs in the kernel?): a run that cannot show writeback proves nothing"
 	default:
 		r.Outcome = report.OutcomeClean
 	}
-	if r.Corruptions > 0 && w.finished && w.cmdErr == nil && w.rep.FirstCorruptionSec >= 0 {
+	if r.Corruptions > 0 && w.spec.Exec == nil && w.finished && w.cmdErr == nil && w.rep.FirstCorruptionSec >= 0 {
 		failAt(w.rep.FirstCorruptionSec)
 	} else if r.Corruptions > 0 && w.spec.Exec == nil {
 		failAt(last.ElapsedSec)
@@ -363,8 +410,8 @@ func (w *watch) fillResult(r *report.Run) {
 		for _, k := range keys {
 			r.Counters[k] = after[k] - before[k]
 		}
-		if v, ok := r.Counters["written_back_pages"]; ok {
-			r.WrittenBackPages = v
+		if _, ok := before["written_back_pages"]; ok {
+			r.WrittenBackPages = r.Counters["written_back_pages"]
 		}
 	}
 }

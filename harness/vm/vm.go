@@ -155,7 +155,9 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		return nil, fault.New(fault.Infra, "swap disk", err)
 	}
 	m.Console = &tailWriter{max: 64 << 20}
-	m.Watch = console.NewWatcher()
+	// Warnings are recorded from the whole log afterwards; live, only what
+	// ends or dooms a run matters.
+	m.Watch = console.NewWatcher(console.Crash, console.Hang, console.OOM)
 	m.cmd = exec.Command(qemu, m.args(swap)...)
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	m.logOut = &keepGoing{w: m.logFile}
@@ -281,14 +283,19 @@ func (m *Machine) connectQMP() error {
 	go func() {
 		for e := range events {
 			m.mu.Lock()
-			m.events = append(m.events, e.Event)
+			name := e.Event
+			if reason, ok := e.Data["reason"].(string); ok {
+				name += "(" + reason + ")"
+			}
+			m.events = append(m.events, name)
 			m.mu.Unlock()
 		}
 	}()
 	return nil
 }
 
-// Events returns the QMP events seen so far (SHUTDOWN, RESET, STOP, ...).
+// Events returns the QMP events seen so far, with the reason when QEMU
+// gives one: "SHUTDOWN(guest-reset)", "GUEST_PANICKED", "STOP", ...
 func (m *Machine) Events() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -402,17 +409,21 @@ func (m *Machine) Client() *ssh.Client { return m.client }
 // SIGKILL to QEMU's process group) and removes the swap disk.
 func (m *Machine) Close() error {
 	m.closeOne.Do(func() {
+		// Each step may block on a wedged guest or QEMU, so none is
+		// waited for longer than its deadline.
 		if m.client != nil {
-			if s, err := m.client.NewSession(); err == nil {
-				s.Start("shutdown")
-				go func() { s.Wait() }()
-			}
+			go func() {
+				if s, err := m.client.NewSession(); err == nil {
+					s.Start("shutdown")
+					s.Wait()
+				}
+			}()
 		}
 		select {
 		case <-m.exited:
 		case <-time.After(5 * time.Second):
 			if m.mon != nil {
-				m.QMP("quit")
+				go m.QMP("quit")
 			}
 			select {
 			case <-m.exited:
@@ -468,6 +479,13 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 }
 
 func (t *tailWriter) String() string { return string(t.Bytes()) }
+
+// Len is how many bytes are kept.
+func (t *tailWriter) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.buf)
+}
 
 // Bytes returns a copy of what is kept.
 func (t *tailWriter) Bytes() []byte {
