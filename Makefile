@@ -2,12 +2,17 @@
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: demo test unit e2e bisect bench deps
+.PHONY: demo test unit e2e bisect bench deps build
 
 # Install what is missing, then compare the unpatched and patched Debian 6.1
 # kernels with the race window widened, ending in a verdict.
-demo: deps
-	go run ./harness compare --widen $(ARGS)
+demo: deps build
+	./bin/harness compare --widen $(ARGS)
+
+# The harness binary. Scripts should run bin/harness rather than 'go run',
+# which turns every non-zero exit code into 1.
+build:
+	go build -o bin/harness ./harness
 
 # Unit tests, then the end-to-end tests (real kernels in real QEMU).
 test: unit e2e
@@ -23,7 +28,7 @@ bisect:
 	@test -n "$(TREE)" -a -n "$(GOOD)" -a -n "$(BAD)" || { echo "usage: make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]"; exit 2; }
 	bash scripts/bisect.sh "$(TREE)" "$(GOOD)" "$(BAD)" "$(WIDEN)"
 
-bench: deps
+bench: deps build
 	bash scripts/bench.sh
 
 deps:

@@ -6,5 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
+[ -x bin/harness ] || go build -o bin/harness ./harness
 # shellcheck disable=SC2086
-go run ./harness bench ${BENCH_FLAGS:-}
+exec ./bin/harness bench ${BENCH_FLAGS:-}

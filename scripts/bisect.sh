@@ -8,6 +8,8 @@
 set -euo pipefail
 tree=$1 good=$2 bad=$3 widen=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
+# git bisect run runs each step from the tree's top directory: paths must be absolute.
+tree=$(cd "$tree" && pwd) || { echo "bisect: TREE=$1 is not a directory" >&2; exit 2; }
 export ZSWAPRACE_ROOT=$root PATH=/usr/local/go/bin:$PATH
 git -C "$tree" rev-parse --verify -q "$good^{commit}" >/dev/null || { echo "bisect: GOOD=$good is not a commit in $tree" >&2; exit 2; }
 git -C "$tree" rev-parse --verify -q "$bad^{commit}" >/dev/null || { echo "bisect: BAD=$bad is not a commit in $tree" >&2; exit 2; }
@@ -18,6 +20,7 @@ bin=$tmp/harness
 (cd "$root" && go build -o "$bin" ./harness)
 out=${OUT:-$root/out/bisect-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 miss=${MISS:-0.05}
 flags=(--tree "$tree" --out "$out" --duration "${STEP_DURATION:-60s}" --miss "$miss")
 if [ -n "$widen" ] && [ "$widen" != 0 ]; then flags+=(--widen); fi
@@ -42,7 +45,9 @@ fi
 
 git -C "$tree" bisect start "$bad" "$good" >/dev/null
 trap 'git -C "$tree" bisect reset -q >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
-rc=0; git -C "$tree" bisect run "$bin" bisect-run "${flags[@]}" --bad-rate "$rate" || rc=$?
+# A Go panic exits 2, which git would take for "bad": make it abort instead.
+step='rc=0; "$@" || rc=$?; if [ "$rc" -eq 2 ]; then echo "bisect: the harness crashed: aborting" >&2; exit 128; fi; exit "$rc"'
+rc=0; git -C "$tree" bisect run bash -c "$step" step "$bin" bisect-run "${flags[@]}" --bad-rate "$rate" || rc=$?
 git -C "$tree" bisect log > "$out/bisect.log"
 if [ $rc -ne 0 ]; then
   echo "bisect: git bisect run stopped (exit $rc); log in $out/bisect.log" >&2
