@@ -264,6 +264,9 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 	if err != nil {
 		return "", nil, fault.New(fault.Usage, "tree", err)
 	}
+	if err := kernel.CheckTools(); err != nil {
+		return "", nil, err
+	}
 	out, err := exec.CommandContext(ctx, "git", "-C", abs, "rev-parse", "--verify", rev+"^{commit}").Output()
 	if err != nil {
 		return "", nil, fault.Newf(fault.Usage, "tree", "%s: %q is not a commit of a git repository", abs, rev)

@@ -39,6 +39,9 @@ type built struct {
 }
 
 func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, error) {
+	if err := kernel.CheckTools(); err != nil {
+		return nil, err
+	}
 	fr, err := b.fragments()
 	if err != nil {
 		return nil, err
@@ -87,16 +90,8 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 	if err != nil {
 		return nil, err
 	}
-	dir, err := kernel.Detect(ctx, plan.Source.Dir, fix)
-	if err != nil {
-		return nil, err
-	}
-	if dir == kernel.Reverse {
-		say(fmt.Sprintf("%s already contains %s: unpatched = source with the patch reversed, patched = source as shipped", b.source, filepath.Base(path)))
-	} else {
-		say(fmt.Sprintf("%s lacks %s: unpatched = source as shipped, patched = source + patch", b.source, filepath.Base(path)))
-	}
 	var widen *kernel.Patch
+	var before []*kernel.Patch
 	if b.widen {
 		wp, err := b.patchPath("zswap-writeback-delay.patch")
 		if err != nil {
@@ -105,6 +100,16 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 		if widen, err = kernel.ReadPatch(wp); err != nil {
 			return nil, err
 		}
+		before = append(before, widen)
+	}
+	dir, err := kernel.DetectAfter(ctx, plan.Source.Dir, fix, before)
+	if err != nil {
+		return nil, err
+	}
+	if dir == kernel.Reverse {
+		say(fmt.Sprintf("%s already contains %s: unpatched = source with the patch reversed, patched = source as shipped", b.source, filepath.Base(path)))
+	} else {
+		say(fmt.Sprintf("%s lacks %s: unpatched = source as shipped, patched = source + patch", b.source, filepath.Base(path)))
 	}
 	un, pa := kernel.Variants(fix, dir, widen)
 	imgs, err := plan.Build(ctx, un, pa)

@@ -224,3 +224,32 @@ func TestVariants(t *testing.T) {
 		t.Errorf("apply: unpatched %v, patched %v", un.Steps, pa.Steps)
 	}
 }
+
+// Direction is judged on the tree as the instrumentation leaves it.
+func TestDetectAfter(t *testing.T) {
+	fix := &Patch{Path: "fix.patch", Data: []byte(fixPatch), Files: []string{"mm/z.c"}}
+	shift := `--- a/mm/z.c
++++ b/mm/z.c
+@@ -1,3 +1,4 @@
++zero
+ one
+ two
+ three
+`
+	widen := &Patch{Path: "widen.patch", Data: []byte(shift), Files: []string{"mm/z.c"}}
+	dir := tree(t, original)
+	got, err := DetectAfter(context.Background(), dir, fix, []*Patch{widen})
+	if err != nil || got != Apply {
+		t.Fatalf("DetectAfter = %q, %v; want apply", got, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "mm", "z.c")); string(b) != original {
+		t.Errorf("DetectAfter modified the tree")
+	}
+	// An instrumentation patch that clobbers the fix's context is caught.
+	clobber := strings.Replace(shift, "+zero\n one\n two\n three\n", "-one\n-two\n-three\n+ONE\n", 1)
+	clobber = strings.Replace(clobber, "@@ -1,3 +1,4 @@", "@@ -1,3 +1,1 @@", 1)
+	bad := &Patch{Path: "clobber.patch", Data: []byte(clobber), Files: []string{"mm/z.c"}}
+	if _, err := DetectAfter(context.Background(), dir, fix, []*Patch{bad}); err == nil || !strings.Contains(err.Error(), "after applying clobber.patch") || strings.Contains(err.Error(), os.TempDir()+"/zswaprace-detect") {
+		t.Errorf("got %v, want an error naming the tree and the instrumentation patch", err)
+	}
+}

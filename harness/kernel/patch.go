@@ -3,9 +3,11 @@ package kernel
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -112,6 +114,56 @@ func Detect(ctx context.Context, dir string, p *Patch) (Direction, error) {
 		Err:    fmt.Errorf("neither applies to nor reverses from %s: %s", dir, failedHunk(fwdOut)),
 		Detail: "forward:\n" + fwdOut + "reverse:\n" + revOut,
 	}
+}
+
+// DetectAfter is Detect on the tree as it will be when the patch is
+// applied: after the patches in before (the instrumentation), so that a
+// patch whose context overlaps theirs is caught here, with a clear message,
+// and not halfway through preparing a tree. It works on a scratch copy of
+// just the files involved; dir is not touched.
+func DetectAfter(ctx context.Context, dir string, p *Patch, before []*Patch) (Direction, error) {
+	if len(before) == 0 {
+		return Detect(ctx, dir, p)
+	}
+	tmp, err := os.MkdirTemp("", "zswaprace-detect-")
+	if err != nil {
+		return "", fault.New(fault.Infra, "detect patch direction", err)
+	}
+	defer os.RemoveAll(tmp)
+	files := append([]string{}, p.Files...)
+	for _, b := range before {
+		files = append(files, b.Files...)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue // a file the patch creates
+		}
+		dst := filepath.Join(tmp, f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return "", fault.New(fault.Infra, "detect patch direction", err)
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return "", fault.New(fault.Infra, "detect patch direction", err)
+		}
+	}
+	for _, b := range before {
+		if err := ApplyTo(ctx, tmp, b, false); err != nil {
+			return "", fault.Newf(fault.Usage, "patch "+b.Path, "does not apply to %s: %v", dir, err)
+		}
+	}
+	d, err := Detect(ctx, tmp, p)
+	if err != nil {
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			msg := strings.ReplaceAll(fe.Err.Error(), tmp, dir)
+			if len(before) > 0 {
+				msg += " (checked after applying " + filepath.Base(before[0].Path) + ")"
+			}
+			fe.Err = errors.New(msg)
+		}
+	}
+	return d, err
 }
 
 // ApplyTo applies (or reverses) the patch in dir.

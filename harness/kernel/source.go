@@ -14,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -25,6 +27,27 @@ type Source struct {
 	Spec string // as the user gave it
 	Dir  string // tree root
 	ID   string // identity for cache keys
+}
+
+// CheckTools fails, as a host problem, when a tool the kernel build needs is
+// missing: otherwise every build would fail and look like the kernel's fault
+// (and a bisection would skip every commit).
+func CheckTools() error {
+	var missing []string
+	for _, t := range []string{"make", "gcc", "ld", "flex", "bison", "bc", "patch", "perl", "tar", "xz"} {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	for _, h := range []string{"/usr/include/gelf.h"} {
+		if _, err := os.Stat(h); err != nil {
+			missing = append(missing, h+" (libelf-dev)")
+		}
+	}
+	if len(missing) > 0 {
+		return fault.Newf(fault.Infra, "kernel build tools", "missing %s: run scripts/install-deps.sh", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // minFreeBytes is what unpacking and building two variants needs.
@@ -76,6 +99,9 @@ func debianSource(ctx context.Context, spec, cache string, say func(string)) (*S
 		}
 		say("installing " + pkg + " with apt-get (about 140 MB)")
 		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", pkg)
+		// Ctrl-C: let apt stop cleanly rather than SIGKILL dpkg mid-install.
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = time.Minute
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, &fault.Error{Kind: fault.Infra, Op: "apt-get install " + pkg, Err: err, Detail: tail(string(out), 20)}
@@ -116,6 +142,9 @@ func gitSource(ctx context.Context, spec, cache string, say func(string)) (*Sour
 	if err := unpackOnce(dir, func(tmp string) error {
 		say(fmt.Sprintf("exporting %s at %.12s", repo, commit))
 		cmd := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", repo, commit, tmp)
+		// Stop git and tar too, not just the shell.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("git archive: %v: %s", err, tail(string(out), 5))
 		}
@@ -179,6 +208,14 @@ func dirIdentity(ctx context.Context, dir string) (string, error) {
 		diff, _ := exec.CommandContext(ctx, "git", "-C", dir, "diff", "HEAD").Output()
 		h.Write(out)
 		h.Write(diff)
+		// New files count too (a new .c file changes the kernel).
+		untracked, _ := exec.CommandContext(ctx, "git", "-C", dir, "ls-files", "-o", "--exclude-standard", "-z").Output()
+		for _, f := range strings.Split(string(untracked), "\x00") {
+			if b, err := os.ReadFile(filepath.Join(dir, f)); f != "" && err == nil {
+				fmt.Fprintln(h, "untracked", f, len(b))
+				h.Write(b)
+			}
+		}
 		return "dir-" + hex.EncodeToString(h.Sum(nil))[:16], nil
 	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
