@@ -4,18 +4,13 @@
 package runner
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"zswaprace/guest/proto"
-	"zswaprace/harness/console"
 	"zswaprace/harness/fault"
 	"zswaprace/harness/initramfs"
 	"zswaprace/harness/report"
@@ -248,188 +243,17 @@ func (w *watch) sayProgress() {
 }
 
 func (w *watch) classify(ctx context.Context) report.Run {
-	r := w.r
-	log := w.m.Console.Bytes()
-	reports := console.Parse(log)
 	w.mu.Lock()
-	last := w.last
-	w.mu.Unlock()
-	r.StressSeconds = time.Since(w.start).Seconds()
-	if w.finished && w.cmdErr == nil && w.rep.ElapsedSec > 0 {
-		r.StressSeconds = w.rep.ElapsedSec
-	} else if last.ElapsedSec > 0 {
-		r.StressSeconds = last.ElapsedSec
+	defer w.mu.Unlock()
+	o := observed{
+		run: w.r, log: w.m.Console.Bytes(), offset: w.offset, events: w.m.Events(),
+		exec: w.spec.Exec, finished: w.finished, cmdErr: w.cmdErr, result: w.rep, execResult: w.exec,
+		last: w.last, byClass: w.byClass, examples: w.examples,
+		hung: w.hung, overdue: w.overdue, interrupted: ctx.Err() != nil,
+		elapsed: time.Since(w.start).Seconds(), qemuStderr: w.m.Stderr(),
 	}
-	// Until the final report (if any) replaces them, the figures are those
-	// the last progress message carried.
-	w.mu.Lock()
-	r.PagesVerified = last.PagesVerified
-	r.Corruptions = last.Corruptions
-	for c, n := range w.byClass {
-		r.CorruptionsByClass[string(c)] = n
-	}
-	for _, e := range w.examples {
-		r.Examples = append(r.Examples, describe(e))
-	}
-	w.mu.Unlock()
-	if w.finished && w.cmdErr == nil {
-		w.fillResult(&r)
-	}
-	var crashes, hangs, ooms []console.Report
-	for _, rep := range reports {
-		if rep.Start < w.offset {
-			// Not the workload's doing: reported, not counted.
-			r.CrashTitles = append(r.CrashTitles, rep.Title+" (before the workload started)")
-			continue
-		}
-		switch rep.Kind {
-		case console.OOM:
-			ooms = append(ooms, rep)
-		case console.Hang:
-			hangs = append(hangs, rep)
-		case console.Warning:
-			// A WARNING is reported but does not fail the run: the kernel
-			// carries on, and warnings unrelated to the race are common.
-			r.CrashTitles = append(r.CrashTitles, rep.Title+" (warning, not counted)")
-			continue
-		default:
-			crashes = append(crashes, rep)
-		}
-		r.CrashTitles = append(r.CrashTitles, rep.Title)
-	}
-	failAt := func(sec float64) {
-		if r.FirstFailureSeconds == nil || sec < *r.FirstFailureSeconds {
-			r.FirstFailureSeconds = &sec
-		}
-	}
-	tail := console.Tail(log, 40)
-	events := w.m.Events()
-	if len(crashes)+len(hangs)+len(ooms) == 0 {
-		// Evidence of a dead kernel that left nothing on the console (it
-		// may have been cut off): pvpanic, or a reset nobody asked for.
-		title := ""
-		switch {
-		case slices.Contains(events, "GUEST_PANICKED"):
-			title = "kernel panic (pvpanic; no report on the console)"
-		case !w.finished && slices.Contains(events, "SHUTDOWN(guest-reset)") && !bytes.Contains(log, []byte("zh-agent: shutting down")) && !bytes.Contains(log, []byte("zh-agent: fatal")):
-			title = "guest reset itself mid-run with no report on the console (triple fault or emergency restart)"
-		}
-		if title != "" {
-			r.CrashTitles = append(r.CrashTitles, title)
-			crashes = append(crashes, console.Report{Kind: console.Crash, Title: title})
-		}
-	}
-	switch {
-	case len(crashes) > 0:
-		r.Outcome = report.OutcomeCrash
-		failAt(w.crashSeconds())
-		r.Error = crashes[0].Title
-	case len(ooms) > 0 && r.Corruptions == 0:
-		// Out of memory is a mis-sized run, never a failure of the kernel.
-		r.Outcome = report.OutcomeOOM
-		r.Error = "guest ran out of memory: lower --workers/--mib-per-worker or raise --mem/--swap\n" + tail
-	case len(hangs) > 0 || w.hung:
-		r.Outcome = report.OutcomeHang
-		failAt(w.crashSeconds())
-		r.Error = "no progress from the guest"
-		if w.overdue {
-			r.Error = "the workload did not finish in time"
-		}
-		if len(hangs) > 0 {
-			r.Error = hangs[0].Title
-		}
-		r.Error += "\n" + tail
-	case r.Corruptions > 0:
-		r.Outcome = report.OutcomeCorruption
-	case ctx.Err() != nil:
-		r.Outcome = report.OutcomeInterrupted
-	case !w.finished || w.cmdErr != nil:
-		var ae *vm.AgentError
-		if errors.As(w.cmdErr, &ae) {
-			r.Outcome, r.Error = report.OutcomeInfraError, ae.Error()
-			break
-		}
-		r.Outcome = report.OutcomeInfraError
-		r.Error = fmt.Sprintf("lost the guest mid-run with no crash on the console (%v); QMP events %v", w.cmdErr, w.m.Events())
-		if s := w.m.Stderr(); s != "" {
-			r.Error += "; qemu said: " + s
-		}
-	case w.spec.Exec != nil && w.exec.ExitCode != 0 && !w.exec.TimedOut:
-		r.Outcome = report.OutcomeCorruption
-		r.Corruptions = 1
-		failAt(w.exec.ElapsedSec)
-		r.Examples = []string{fmt.Sprintf("%s exited %d %s: %s", w.spec.Exec.Argv[0], w.exec.ExitCode, w.exec.Signal, lastLines(w.exec.OutputTail, 5))}
-	case r.WrittenBackPages == 0:
-		r.Outcome = report.OutcomeNoWriteback
-		r.Error = "zswap wrote back no pages: this run proves nothing (is the zpool zbud or z3fold, and did the pool fill?)"
-	case r.WrittenBackPages < 0:
-		r.Outcome = report.OutcomeNoWriteback
-		r.Error = "could not read zswap's written_back_pages before and after the run (is debugfs in the kernel?): a run that cannot show writeback proves nothing"
-	default:
-		r.Outcome = report.OutcomeClean
-	}
-	if r.Corruptions > 0 && w.spec.Exec == nil && w.finished && w.cmdErr == nil && w.rep.FirstCorruptionSec >= 0 {
-		failAt(w.rep.FirstCorruptionSec)
-	} else if r.Corruptions > 0 && w.spec.Exec == nil {
-		failAt(last.ElapsedSec)
-	}
-	return r
-}
-
-func (w *watch) crashSeconds() float64 {
 	if w.crashAt > 0 {
-		return w.crashAt.Seconds()
+		o.crashAt = w.crashAt.Seconds()
 	}
-	return time.Since(w.start).Seconds()
-}
-
-// fillResult copies a finished job's figures into the run.
-func (w *watch) fillResult(r *report.Run) {
-	before, after := w.rep.KernelBefore, w.rep.KernelAfter
-	if w.spec.Exec != nil {
-		before, after = w.exec.KernelBefore, w.exec.KernelAfter
-		r.StressSeconds = w.exec.ElapsedSec
-	} else {
-		r.PagesVerified = w.rep.PagesVerified
-		r.Corruptions = w.rep.TotalCorruptions()
-		for c, n := range w.rep.Corruptions {
-			r.CorruptionsByClass[string(c)] = n
-		}
-		r.Examples = nil
-		for _, e := range w.rep.Examples {
-			r.Examples = append(r.Examples, describe(e))
-		}
-	}
-	if after != nil {
-		r.Counters = map[string]int64{}
-		keys := make([]string, 0, len(after))
-		for k := range after {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			r.Counters[k] = after[k] - before[k]
-		}
-		if _, ok := before["written_back_pages"]; ok {
-			r.WrittenBackPages = r.Counters["written_back_pages"]
-		}
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-// describe says what a corrupt page held, in a kernel developer's words.
-func describe(e stress.Example) string {
-	got := fmt.Sprintf("worker %d page %d generation %d", e.GotWorker, e.GotPage, e.GotGen)
-	if !e.HeaderOK {
-		got = "no valid page header"
-	}
-	return fmt.Sprintf("%s at %.1f s: worker %d page %d wanted generation %d, read %s; first bad byte at offset %d",
-		e.Class, e.AtSec, e.Worker, e.Page, e.WantGen, got, e.Offset)
+	return decide(o)
 }

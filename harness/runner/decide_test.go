@@ -1,0 +1,126 @@
+package runner
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"zswaprace/guest/proto"
+	"zswaprace/harness/report"
+	"zswaprace/stress"
+)
+
+// corpus returns a console log from the parser's corpus, without its header.
+func corpus(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "console", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+		b = b[i+2:]
+	}
+	return b
+}
+
+func counters(wb int64) (before, after map[string]int64) {
+	return map[string]int64{"written_back_pages": 100, "zswpout": 5}, map[string]int64{"written_back_pages": 100 + wb, "zswpout": 50}
+}
+
+func TestDecide(t *testing.T) {
+	before, after := counters(900)
+	clean := stress.Report{ElapsedSec: 60, PagesVerified: 1000, FirstCorruptionSec: -1, KernelBefore: before, KernelAfter: after,
+		Corruptions: map[stress.Class]uint64{}}
+	b0, a0 := counters(0)
+	noWB := clean
+	noWB.KernelBefore, noWB.KernelAfter = b0, a0
+	noBefore := clean
+	noBefore.KernelBefore = map[string]int64{}
+	corrupt := clean
+	corrupt.Corruptions = map[stress.Class]uint64{stress.ClassStale: 2}
+	corrupt.FirstCorruptionSec = 12.5
+	corrupt.Examples = []stress.Example{{Class: stress.ClassStale, Worker: 1, Page: 7, WantGen: 9, GotWorker: 1, GotPage: 7, GotGen: 6, HeaderOK: true, Offset: 16, AtSec: 12.5}}
+
+	crashLog := corpus(t, "real-6.1-widened-unpatched-zswap-bug.log")
+	bootLog := bytes.Split(crashLog, []byte("zh-agent: ready"))[0]
+	warnLog := corpus(t, "synthetic-warning.log")
+	oomLog := corpus(t, "synthetic-oom-no-killable-panic.log")
+	hungLog := corpus(t, "synthetic-hung-task.log")
+	failed := func(sec float64) *float64 { return &sec }
+
+	tests := []struct {
+		name        string
+		o           observed
+		wantOutcome string
+		wantTitles  []string
+		wantFirst   *float64
+		wantWB      int64
+	}{
+		{"clean run", observed{log: bootLog, offset: len(bootLog), finished: true, result: clean}, report.OutcomeClean, nil, nil, 900},
+		{"zswap wrote nothing back", observed{log: bootLog, finished: true, result: noWB}, report.OutcomeNoWriteback, nil, nil, 0},
+		{"writeback unknown proves nothing", observed{log: bootLog, finished: true, result: noBefore}, report.OutcomeNoWriteback, nil, nil, -1},
+		{"corruption", observed{log: bootLog, finished: true, result: corrupt}, report.OutcomeCorruption, nil, failed(12.5), 900},
+		{"kernel BUG mid-run", observed{log: crashLog, offset: len(bootLog), cmdErr: errors.New("connection lost"), finished: true, crashAt: 51, elapsed: 57,
+			last: stress.Progress{ElapsedSec: 50, Corruptions: 3}, events: []string{"GUEST_PANICKED", "SHUTDOWN(guest-reset)"}},
+			// The heartbeat at 50 s already counted corrupt pages: that is the first failure.
+			report.OutcomeCrash, []string{"kernel BUG in zswap_writeback_entry"}, failed(50), -1},
+		{"corruptions streamed before the crash keep their time", observed{log: crashLog, offset: len(bootLog), finished: false, crashAt: 51,
+			last: stress.Progress{ElapsedSec: 50, Corruptions: 1}, examples: corrupt.Examples},
+			report.OutcomeCrash, []string{"kernel BUG in zswap_writeback_entry"}, failed(12.5), -1},
+		{"crash before the workload is not counted", observed{log: crashLog, offset: len(crashLog), finished: true, result: clean},
+			report.OutcomeClean, []string{"kernel BUG in zswap_writeback_entry (before the workload started)"}, nil, 900},
+		{"a warning is reported, not counted", observed{log: warnLog, finished: true, result: clean},
+			report.OutcomeClean, []string{"WARNING in zswap_frontswap_store (warning, not counted)"}, nil, 900},
+		{"OOM panic with pvpanic stays OOM", observed{log: oomLog, finished: true, cmdErr: errors.New("lost"), events: []string{"GUEST_PANICKED"}},
+			report.OutcomeOOM, []string{"out of memory"}, nil, -1},
+		{"hung task on the console", observed{log: hungLog, finished: false, hung: true, elapsed: 200},
+			report.OutcomeHang, []string{"INFO: task hung in zswap_writeback_entry", "INFO: task hung in zswap_frontswap_store"}, failed(200), -1},
+		{"silent guest", observed{log: bootLog, hung: true, elapsed: 130}, report.OutcomeHang, nil, failed(130), -1},
+		{"pvpanic with nothing on the console", observed{log: bootLog, cmdErr: errors.New("lost"), finished: true, events: []string{"GUEST_PANICKED"}, elapsed: 20},
+			report.OutcomeCrash, []string{"kernel panic (pvpanic; no report on the console)"}, failed(20), -1},
+		{"reset nobody asked for", observed{log: bootLog, events: []string{"SHUTDOWN(guest-reset)"}, elapsed: 20},
+			report.OutcomeCrash, []string{"guest reset itself mid-run with no report on the console (triple fault or emergency restart)"}, failed(20), -1},
+		{"QEMU killed from outside", observed{log: bootLog, finished: true, cmdErr: errors.New("EOF"), elapsed: 20}, report.OutcomeInfraError, nil, nil, -1},
+		{"Ctrl-C", observed{log: bootLog, interrupted: true, elapsed: 20}, report.OutcomeInterrupted, nil, nil, -1},
+		{"external workload failed", observed{log: bootLog, finished: true, exec: &proto.ExecRequest{Argv: []string{"/usr/bin/stress"}},
+			execResult: proto.ExecResult{ExitCode: 1, ElapsedSec: 33, OutputTail: "stress: FAIL: [1] (415) <-- worker 2 got signal 9\n", KernelBefore: before, KernelAfter: after}},
+			report.OutcomeCorruption, nil, failed(33), 900},
+		{"external workload stopped at its limit", observed{log: bootLog, finished: true, exec: &proto.ExecRequest{Argv: []string{"/usr/bin/stress"}},
+			execResult: proto.ExecResult{ExitCode: -1, TimedOut: true, ElapsedSec: 60, KernelBefore: before, KernelAfter: after}},
+			report.OutcomeClean, nil, nil, 900},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := decide(tt.o)
+			if r.Outcome != tt.wantOutcome {
+				t.Errorf("outcome %q (%s), want %q", r.Outcome, r.Error, tt.wantOutcome)
+			}
+			if diff := cmp.Diff(tt.wantTitles, r.CrashTitles); diff != "" {
+				t.Errorf("titles (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantFirst, r.FirstFailureSeconds); diff != "" {
+				t.Errorf("first failure (-want +got):\n%s", diff)
+			}
+			if r.WrittenBackPages != tt.wantWB {
+				t.Errorf("written back %d, want %d", r.WrittenBackPages, tt.wantWB)
+			}
+			if r.Failed() != (tt.wantOutcome == report.OutcomeCorruption || tt.wantOutcome == report.OutcomeCrash || tt.wantOutcome == report.OutcomeHang) {
+				t.Errorf("Failed() = %v for %s", r.Failed(), r.Outcome)
+			}
+		})
+	}
+}
+
+func TestDecideKeepsCorruptionDetail(t *testing.T) {
+	ex := []stress.Example{{Class: stress.ClassStale, Worker: 0, Page: 3, WantGen: 5, GotWorker: 0, GotPage: 3, GotGen: 2, HeaderOK: true, Offset: 16, AtSec: 4}}
+	r := decide(observed{log: corpus(t, "real-6.1-widened-unpatched-zswap-bug.log"), crashAt: 30,
+		last: stress.Progress{ElapsedSec: 29, Corruptions: 1}, byClass: map[stress.Class]uint64{stress.ClassStale: 1}, examples: ex})
+	if r.CorruptionsByClass["stale"] != 1 || len(r.Examples) != 1 || !strings.Contains(r.Examples[0], "wanted generation 5, read worker 0 page 3 generation 2") {
+		t.Errorf("corruption detail lost when the kernel died: %v %v", r.CorruptionsByClass, r.Examples)
+	}
+}
