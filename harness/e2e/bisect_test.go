@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,6 +28,10 @@ func TestBisectFindsCulprit(t *testing.T) {
 		t.Fatal("the Debian 6.1 source is not unpacked in the cache (the build in TestMain should have done it)")
 	}
 	repo := filepath.Join(t.TempDir(), "linux")
+	// The harness keeps a clone per bisected tree in its cache; this tree
+	// is temporary, so is its clone.
+	h := sha256.Sum256([]byte(repo))
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(cacheDir(), "bisect", hex.EncodeToString(h[:8]))) })
 	run := func(dir string, name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(name, args...)
