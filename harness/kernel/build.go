@@ -92,13 +92,9 @@ func (p *Plan) Key(v Variant) string {
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
-func (p *Plan) treeKey(v Variant) string {
+func (p *Plan) treeKey() string {
 	h := sha256.New()
 	fmt.Fprintln(h, recipe, p.Source.ID)
-	for _, s := range v.Steps {
-		fmt.Fprintln(h, "patch", s.Reverse)
-		h.Write(s.Patch.Data)
-	}
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 
@@ -109,8 +105,10 @@ var compilerVersion = sync.OnceValue(func() string {
 	return v
 })
 
-// Build builds the variants in order. Each later variant starts from a copy
-// of the first one's objects, so only the files its patches change compile.
+// Build builds the variants in order, in one harness-owned tree per source
+// with one object directory: switching variants only rewrites the files
+// their patches touch, so only those recompile (objects copied to a second
+// directory would all rebuild, as objtool is rebuilt there).
 func (p *Plan) Build(ctx context.Context, variants ...Variant) ([]*Image, error) {
 	unlock, err := cache.Lock(p.Cache, p.Say)
 	if err != nil {
@@ -118,22 +116,12 @@ func (p *Plan) Build(ctx context.Context, variants ...Variant) ([]*Image, error)
 	}
 	defer unlock()
 	var imgs []*Image
-	seed := ""
-	var touched []string
 	for _, v := range variants {
-		for _, s := range v.Steps {
-			touched = append(touched, s.Patch.Files...)
-		}
-	}
-	for _, v := range variants {
-		img, tree, err := p.build(ctx, v, seed, touched)
+		img, err := p.build(ctx, v)
 		if err != nil {
 			return imgs, err
 		}
 		imgs = append(imgs, img)
-		if seed == "" && tree != "" {
-			seed = tree
-		}
 	}
 	return imgs, nil
 }
@@ -144,34 +132,22 @@ func (p *Plan) say(format string, args ...any) {
 	}
 }
 
-func (p *Plan) build(ctx context.Context, v Variant, seed string, touched []string) (*Image, string, error) {
+func (p *Plan) build(ctx context.Context, v Variant) (*Image, error) {
 	key := p.Key(v)
 	imgDir := filepath.Join(p.Cache, "images", key)
 	if img, ok := cachedImage(imgDir, v.Name); ok {
 		p.say("%s kernel: cached %s", v.Name, img.Kernel)
-		return img, p.treeDir(v), nil
+		return img, nil
 	}
 	start := time.Now()
-	tree, err := p.prepareTree(ctx, v)
+	tree, err := p.prepareTree(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	obj := filepath.Join(tree, "o")
-	_, haveObj := os.Stat(obj)
-	_, seedObj := os.Stat(filepath.Join(seed, "o", ".config"))
-	if haveObj != nil && seed != "" && seed != tree && seedObj == nil {
-		if err := copyObjects(ctx, filepath.Join(seed, "o"), obj); err != nil {
-			return nil, "", fault.New(fault.Infra, "copy objects", err)
-		}
-		// Files the patches change must look newer than the copied objects.
-		for _, f := range touched {
-			if err := touchOwn(filepath.Join(tree, f)); err != nil {
-				return nil, "", fault.New(fault.Infra, "copy objects", err)
-			}
-		}
+	if err := p.switchTo(ctx, tree, v); err != nil {
+		return nil, err
 	}
-	img, err := p.compile(ctx, v.Name, tree, key, imgDir, start)
-	return img, tree, err
+	return p.compile(ctx, v.Name, tree, key, imgDir, start)
 }
 
 // BuildIn builds a tree the caller prepared (a bisect step's checkout) in
@@ -234,15 +210,12 @@ func (p *Plan) compile(ctx context.Context, name, tree, key, imgDir string, star
 	return img, nil
 }
 
-func (p *Plan) treeDir(v Variant) string {
-	return filepath.Join(p.Cache, "trees", p.treeKey(v))
-}
-
-// prepareTree makes the variant's own tree: hard links to the pristine
-// source (GNU patch replaces the files it changes instead of writing through
-// the link), then the variant's patches.
-func (p *Plan) prepareTree(ctx context.Context, v Variant) (string, error) {
-	tree := p.treeDir(v)
+// prepareTree makes the source's harness-owned tree once: hard links to
+// the pristine source. GNU patch, and restore below, replace the files they
+// change instead of writing through the links, so the pristine tree (which
+// may be the user's) is never modified.
+func (p *Plan) prepareTree(ctx context.Context) (string, error) {
+	tree := filepath.Join(p.Cache, "trees", p.treeKey())
 	if _, err := os.Stat(filepath.Join(tree, ".zswaprace-ready")); err == nil {
 		return tree, nil
 	}
@@ -253,7 +226,7 @@ func (p *Plan) prepareTree(ctx context.Context, v Variant) (string, error) {
 	if err := CheckFree(filepath.Dir(tree), 1<<30); err != nil {
 		return "", err
 	}
-	p.say("%s kernel: preparing tree %s", v.Name, tree)
+	p.say("preparing tree %s", tree)
 	if out, err := exec.CommandContext(ctx, "cp", "-al", p.Source.Dir, tree).CombinedOutput(); err != nil {
 		// Hard links cannot cross file systems: copy instead.
 		os.RemoveAll(tree)
@@ -262,9 +235,38 @@ func (p *Plan) prepareTree(ctx context.Context, v Variant) (string, error) {
 		}
 	}
 	os.RemoveAll(filepath.Join(tree, "o"))
+	if err := os.WriteFile(filepath.Join(tree, ".zswaprace-ready"), nil, 0o644); err != nil {
+		return "", fault.New(fault.Infra, "tree", err)
+	}
+	return tree, nil
+}
+
+// dirtyList records which files of the tree differ from the pristine source.
+const dirtyList = ".zswaprace-dirty"
+
+// switchTo brings the tree to the variant's state: every file an earlier
+// variant patched is restored from the pristine source, then the variant's
+// patches are applied. Restored and patched files get a new time, so make
+// recompiles exactly them.
+func (p *Plan) switchTo(ctx context.Context, tree string, v Variant) error {
+	b, _ := os.ReadFile(filepath.Join(tree, dirtyList))
+	for _, f := range strings.Fields(string(b)) {
+		if err := restore(filepath.Join(p.Source.Dir, f), filepath.Join(tree, f)); err != nil {
+			return fault.New(fault.Infra, "restore "+f, err)
+		}
+	}
+	var dirty []string
+	for _, s := range v.Steps {
+		dirty = append(dirty, s.Patch.Files...)
+	}
+	// Written before patching: a patch that fails halfway leaves files that
+	// the next switch must restore.
+	if err := os.WriteFile(filepath.Join(tree, dirtyList), []byte(strings.Join(dirty, "\n")+"\n"), 0o644); err != nil {
+		return fault.New(fault.Infra, "tree", err)
+	}
 	for _, s := range v.Steps {
 		if err := ApplyTo(ctx, tree, s.Patch, s.Reverse); err != nil {
-			return "", err
+			return err
 		}
 		how := "applied"
 		if s.Reverse {
@@ -272,45 +274,35 @@ func (p *Plan) prepareTree(ctx context.Context, v Variant) (string, error) {
 		}
 		p.say("%s kernel: %s %s", v.Name, how, filepath.Base(s.Patch.Path))
 	}
-	if err := os.WriteFile(filepath.Join(tree, ".zswaprace-ready"), nil, 0o644); err != nil {
-		return "", fault.New(fault.Infra, "tree", err)
-	}
-	return tree, nil
+	return nil
 }
 
-// touchOwn makes path newer than anything built so far without touching
-// the file it may be hard-linked to (the pristine or the user's tree): a
-// file with other links is first replaced by a copy of its own.
-func touchOwn(path string) error {
-	st, err := os.Stat(path)
+// restore replaces dst with a fresh copy of src (or removes it when src does
+// not exist), never writing through a hard link, and gives it a new time.
+func restore(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if os.IsNotExist(err) {
+		if err := os.Remove(dst); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
 	if err != nil {
-		return nil // the patch deletes it
+		return err
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		tmp := path + ".zswaprace-tmp"
-		if err := os.WriteFile(tmp, b, st.Mode().Perm()); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
 	}
-	now := time.Now()
-	return os.Chtimes(path, now, now)
-}
-
-func copyObjects(ctx context.Context, from, to string) error {
-	tmp := to + ".tmp"
-	os.RemoveAll(tmp)
-	if out, err := exec.CommandContext(ctx, "cp", "-a", from, tmp).CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return fmt.Errorf("%v: %s", err, out)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
 	}
-	return os.Rename(tmp, to)
+	tmp := dst + ".zswaprace-tmp"
+	if err := os.WriteFile(tmp, data, st.Mode().Perm()); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
 
 // configure writes tinyconfig plus the fragments, resolves it, and fails if

@@ -253,3 +253,41 @@ func TestDetectAfter(t *testing.T) {
 		t.Errorf("got %v, want an error naming the tree and the instrumentation patch", err)
 	}
 }
+
+// Variants share one tree: switching restores what the last variant
+// patched, applies the next one's patches, and never touches the pristine
+// source the tree is hard-linked to.
+func TestSwitchVariants(t *testing.T) {
+	pristine := tree(t, original)
+	plan := &Plan{Source: &Source{Dir: pristine, ID: "test"}, Cache: t.TempDir()}
+	ctx := context.Background()
+	tr, err := plan.prepareTree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix := &Patch{Path: "fix.patch", Data: []byte(fixPatch), Files: []string{"mm/z.c"}}
+	read := func() string {
+		b, _ := os.ReadFile(filepath.Join(tr, "mm", "z.c"))
+		return string(b)
+	}
+	steps := []struct {
+		v    Variant
+		want string
+	}{
+		{Variant{Name: "patched", Steps: []Step{{Patch: fix}}}, withFix},
+		{Variant{Name: "unpatched"}, original},
+		{Variant{Name: "patched", Steps: []Step{{Patch: fix}}}, withFix},
+		{Variant{Name: "patched again", Steps: []Step{{Patch: fix}}}, withFix},
+	}
+	for _, s := range steps {
+		if err := plan.switchTo(ctx, tr, s.v); err != nil {
+			t.Fatalf("%s: %v", s.v.Name, err)
+		}
+		if got := read(); got != s.want {
+			t.Errorf("%s: tree holds %q", s.v.Name, got)
+		}
+		if b, _ := os.ReadFile(filepath.Join(pristine, "mm", "z.c")); string(b) != original {
+			t.Fatalf("%s: the pristine source was modified", s.v.Name)
+		}
+	}
+}
