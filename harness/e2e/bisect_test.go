@@ -9,21 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func cacheDir() string {
-	if d := os.Getenv("ZSWAPRACE_CACHE"); d != "" {
-		return d
-	}
-	d, _ := os.UserCacheDir()
-	return filepath.Join(d, "zswaprace")
-}
+	"zswaprace/harness/cache"
+)
 
 // A small git history over the Debian 6.1 source: a base commit and eight
 // harmless commits, one of which reverses the zswap fix. make bisect with
 // the widened stress must name exactly that commit.
 func TestBisectFindsCulprit(t *testing.T) {
-	srcs, _ := filepath.Glob(filepath.Join(cacheDir(), "src", "debian-6.1-*", "linux-source-6.1"))
+	srcs, _ := filepath.Glob(filepath.Join(cache.Dir(), "src", "debian-6.1-*", "linux-source-6.1"))
 	if len(srcs) == 0 {
 		t.Fatal("the Debian 6.1 source is not unpacked in the cache (the build in TestMain should have done it)")
 	}
@@ -31,7 +25,7 @@ func TestBisectFindsCulprit(t *testing.T) {
 	// The harness keeps a clone per bisected tree in its cache; this tree
 	// is temporary, so is its clone.
 	h := sha256.Sum256([]byte(repo))
-	t.Cleanup(func() { os.RemoveAll(filepath.Join(cacheDir(), "bisect", hex.EncodeToString(h[:8]))) })
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(cache.Dir(), "bisect", hex.EncodeToString(h[:8]))) })
 	run := func(dir string, name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(name, args...)
