@@ -341,7 +341,7 @@ func (p *Plan) makeArgs(tree string, targets ...string) []string {
 	}
 	args := []string{"-C", tree, "O=o", fmt.Sprintf("-j%d", jobs),
 		"KBUILD_BUILD_TIMESTAMP=2023-05-04 00:00:00 UTC", "KBUILD_BUILD_USER=zswaprace",
-		"KBUILD_BUILD_HOST=zswaprace", "LOCALVERSION=-zswaprace"}
+		"KBUILD_BUILD_HOST=zswaprace", "KBUILD_BUILD_VERSION=1", "LOCALVERSION=-zswaprace"}
 	if _, err := exec.LookPath("ccache"); err == nil {
 		args = append(args, "CC=ccache gcc")
 	}
