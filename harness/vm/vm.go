@@ -402,8 +402,6 @@ func (m *Machine) bootFailure(op string, err error) error {
 	return &fault.Error{Kind: fault.Boot, Op: op, Err: err, Detail: detail, Log: m.LogPath}
 }
 
-// Client is the SSH client connected to the agent.
-func (m *Machine) Client() *ssh.Client { return m.client }
 
 // Close shuts the guest down (asking the agent, then QMP quit, then
 // SIGKILL to QEMU's process group) and removes the swap disk.
@@ -457,9 +455,6 @@ func (m *Machine) cleanup() {
 	}
 	os.RemoveAll(m.tmp)
 }
-
-// PID is QEMU's process id.
-func (m *Machine) PID() int { return m.cmd.Process.Pid }
 
 // tailWriter keeps the last max bytes written.
 type tailWriter struct {
