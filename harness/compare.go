@@ -190,32 +190,27 @@ type compareRun struct {
 }
 
 // run runs the unpatched kernel first, then the patched one, jobs VMs at a
-// time. Runs stop at their first failure; the patched runs stop early once
-// the verdict cannot change (the patched kernel failed too).
+// time. Runs stop at their first failure. Before each patched run starts
+// (once a VM is free, so with what has finished so far) the verdict is
+// checked: the patched runs stop early once it cannot change any more.
 func (c *compareRun) run(ctx context.Context, b *built, runs, jobs int) (un, pa []report.Run) {
 	var mu sync.Mutex
 	results := map[string][]report.Run{}
-	type job struct {
-		variant string
-		index   int
-		img     *kernel.Image
-	}
-	queue := make(chan job)
+	slots := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
-	for i := 0; i < jobs; i++ {
+	start := func(variant string, index int, img *kernel.Image) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range queue {
-				spec := c.rf.spec(j.variant, j.index, j.img.Kernel, j.img.Config, c.initrd, c.keys, c.widen,
-					filepath.Join(c.dir, fmt.Sprintf("%s-%d", j.variant, j.index)), c.exec, c.say)
-				spec.Stress.StopOnCorruption = true
-				r := runner.Run(ctx, spec)
-				c.say(fmt.Sprintf("%s run %d: %s after %.0f s of stress%s", j.variant, j.index, r.Outcome, r.StressSeconds, firstTitle(r)))
-				mu.Lock()
-				results[j.variant] = append(results[j.variant], r)
-				mu.Unlock()
-			}
+			defer func() { <-slots }()
+			spec := c.rf.spec(variant, index, img.Kernel, img.Config, c.initrd, c.keys, c.widen,
+				filepath.Join(c.dir, fmt.Sprintf("%s-%d", variant, index)), c.exec, c.say)
+			spec.Stress.StopOnCorruption = true
+			r := runner.Run(ctx, spec)
+			c.say(fmt.Sprintf("%s run %d: %s after %.0f s of stress%s", variant, index, r.Outcome, r.StressSeconds, firstTitle(r)))
+			mu.Lock()
+			results[variant] = append(results[variant], r)
+			mu.Unlock()
 		}()
 	}
 	decided := func() bool {
@@ -229,16 +224,18 @@ func (c *compareRun) run(ctx context.Context, b *built, runs, jobs int) (un, pa 
 		return verdict.Decided(u, p, float64(runs)*c.rf.duration.Seconds(), c.opt)
 	}
 	for i := 1; i <= runs && ctx.Err() == nil; i++ {
-		queue <- job{"unpatched", i, b.unpatched}
+		slots <- struct{}{}
+		start("unpatched", i, b.unpatched)
 	}
 	for i := 1; i <= runs && ctx.Err() == nil; i++ {
+		slots <- struct{}{}
 		if decided() {
+			<-slots
 			c.say("the verdict cannot change any more: skipping the remaining patched runs")
 			break
 		}
-		queue <- job{"patched", i, b.patched}
+		start("patched", i, b.patched)
 	}
-	close(queue)
 	wg.Wait()
 	byIndex := func(a, b report.Run) int { return a.Index - b.Index }
 	slices.SortFunc(results["unpatched"], byIndex)

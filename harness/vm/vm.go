@@ -402,7 +402,6 @@ func (m *Machine) bootFailure(op string, err error) error {
 	return &fault.Error{Kind: fault.Boot, Op: op, Err: err, Detail: detail, Log: m.LogPath}
 }
 
-
 // Close shuts the guest down (asking the agent, then QMP quit, then
 // SIGKILL to QEMU's process group) and removes the swap disk.
 func (m *Machine) Close() error {
