@@ -15,7 +15,6 @@ import (
 	"zswaprace/harness/initramfs"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
-	"zswaprace/harness/vm"
 )
 
 // metric is one benchmark figure over repeated measurements.
@@ -77,15 +76,9 @@ func cmdBench(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "harness bench:", err)
 		return exitError
 	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join("out", "bench-"+time.Now().Format("20060102-150405"))
-	}
+	dir := outDir(*out, "bench")
 	p := newProgress()
-	accel := rf.accel
-	if accel == "auto" {
-		accel = vm.Accel()
-	}
+	accel := rf.resolvedAccel()
 	var metrics []metric
 	add := func(m metric) {
 		metrics = append(metrics, m)

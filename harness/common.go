@@ -67,3 +67,11 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// outDir is the output directory a command was given, or out/KIND-TIME.
+func outDir(flagValue, kind string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return filepath.Join("out", kind+"-"+time.Now().Format("20060102-150405"))
+}

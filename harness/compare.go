@@ -19,7 +19,6 @@ import (
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 	"zswaprace/harness/verdict"
-	"zswaprace/harness/vm"
 )
 
 // Exit codes of 'harness compare'.
@@ -59,19 +58,13 @@ func cmdCompare(ctx context.Context, args []string) int {
 	if *jobs <= 0 {
 		*jobs = defaultJobs(rf.cpus, rf.mem)
 	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join("out", "compare-"+time.Now().Format("20060102-150405"))
-	}
+	dir := outDir(*out, "compare")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		fmt.Fprintf(os.Stderr, "harness compare: output directory: %v\n", err)
 		return exitError
 	}
 	p := newProgress()
-	rep := &report.Report{Tool: "zswaprace", Source: bf.source, Widen: bf.widen, Started: time.Now(), Accel: rf.accel}
-	if rep.Accel == "auto" {
-		rep.Accel = vm.Accel()
-	}
+	rep := &report.Report{Tool: "zswaprace", Source: bf.source, Widen: bf.widen, Started: time.Now(), Accel: rf.resolvedAccel()}
 	b, err := bf.buildBoth(ctx, p.Say)
 	if err == nil {
 		rep.Patch, rep.PatchDirection = b.patch.Path, string(b.direction)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"zswaprace/harness/fsutil"
 	"zswaprace/harness/report"
@@ -40,10 +39,7 @@ func cmdRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "harness run:", err)
 		return exitError
 	}
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join("out", "run-"+time.Now().Format("20060102-150405"))
-	}
+	dir := outDir(*out, "run")
 	p := newProgress()
 	initrd, keys, exec, err := rf.initramfs(ctx)
 	if err != nil {

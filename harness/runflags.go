@@ -78,6 +78,14 @@ func (f *runFlags) validate() error {
 	return f.stressConfig().Validate()
 }
 
+// resolvedAccel is the accelerator the VMs will use.
+func (f *runFlags) resolvedAccel() string {
+	if f.accel == "auto" {
+		return vm.Accel()
+	}
+	return f.accel
+}
+
 func (f *runFlags) stressConfig() stress.Config {
 	c := stress.Config{
 		Workers: f.workers, MiBPerWorker: f.mibPerWorker, Mode: f.mode,
