@@ -108,6 +108,7 @@ func newServer(hostKeyFile, authKeyFile string, pid1 bool) (*agent.Server, error
 				PID1:    pid1,
 				SwapKiB: sysinit.MemKiB("SwapTotal"),
 				MemKiB:  sysinit.MemKiB("MemTotal"),
+				CPUs:    sysinit.OnlineCPUs(),
 			}
 		},
 	}

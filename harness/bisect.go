@@ -29,14 +29,14 @@ const (
 
 // badRule says which failures make a commit bad.
 type badRule struct {
-	on      map[string]bool // outcomes that count: corruption, crash, hang
+	on      map[report.Outcome]bool // outcomes that count: corruption, crash, hang
 	pattern *regexp.Regexp  // when set, a crash counts only if a title matches
 }
 
 func parseBadRule(on, pattern string) (badRule, error) {
-	r := badRule{on: map[string]bool{}}
+	r := badRule{on: map[report.Outcome]bool{}}
 	for _, o := range strings.Split(on, ",") {
-		switch o = strings.TrimSpace(o); o {
+		switch o := report.Outcome(strings.TrimSpace(o)); o {
 		case "any":
 			r.on[report.OutcomeCorruption], r.on[report.OutcomeCrash], r.on[report.OutcomeHang] = true, true, true
 		case report.OutcomeCorruption, report.OutcomeCrash, report.OutcomeHang:

@@ -10,7 +10,7 @@ import (
 )
 
 func TestStepExit(t *testing.T) {
-	run := func(outcome string, titles ...string) report.Run {
+	run := func(outcome report.Outcome, titles ...string) report.Run {
 		return report.Run{Outcome: outcome, CrashTitles: titles}
 	}
 	anyRule, _ := parseBadRule("any", "")

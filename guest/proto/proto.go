@@ -60,4 +60,6 @@ type Hello struct {
 	PID1    bool   `json:"pid1"`     // running as init inside a VM
 	SwapKiB int64  `json:"swap_kib"` // swap the agent turned on
 	MemKiB  int64  `json:"mem_kib"`
+	// CPUs is the number of CPUs online (/sys/devices/system/cpu/online).
+	CPUs int `json:"cpus"`
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -144,4 +145,35 @@ func MemKiB(field string) int64 {
 func Reboot() {
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+}
+
+// OnlineCPUs counts the CPUs the kernel brought online, from
+// /sys/devices/system/cpu/online ("0-1", "0,2-3"); 0 if it cannot be read.
+func OnlineCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 0
+	}
+	return CountCPUList(string(b))
+}
+
+// CountCPUList counts the CPUs in a kernel CPU list such as "0-3,5"; 0 for
+// a list it cannot parse.
+func CountCPUList(list string) int {
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(list), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return 0
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0
+			}
+		}
+		n += b - a + 1
+	}
+	return n
 }

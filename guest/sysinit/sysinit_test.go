@@ -23,3 +23,11 @@ func TestSwapHeader(t *testing.T) {
 		t.Error("a 32 KiB swap device was accepted")
 	}
 }
+
+func TestCountCPUList(t *testing.T) {
+	for list, want := range map[string]int{"0": 1, "0-1\n": 2, "0-3": 4, "0,2-3": 3, "0-1,4,6-7": 5, "": 0, "x": 0, "3-1": 0} {
+		if got := CountCPUList(list); got != want {
+			t.Errorf("CountCPUList(%q) = %d, want %d", list, got, want)
+		}
+	}
+}

@@ -126,7 +126,7 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 		SystemOut: runSummary(run),
 	}
 	detail := runDetail(run)
-	result := &junitResult{Type: run.Outcome, Text: detail}
+	result := &junitResult{Type: string(run.Outcome), Text: detail}
 	switch run.Outcome {
 	case OutcomeCorruption:
 		result.Message = corruptionMessage(run)
@@ -148,7 +148,7 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 		result.Message = "guest ran out of memory: the workload is too big for the guest; not counted against the kernel"
 		c.Error = result
 	default:
-		result.Message = firstLine(run.Error, run.Outcome)
+		result.Message = firstLine(run.Error, string(run.Outcome))
 		c.Error = result
 	}
 	return c

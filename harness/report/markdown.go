@@ -44,7 +44,7 @@ func markdown(r *Report) string {
 			}
 			c := junitCaseFrom(tool, v.Name, run)
 			runRows = append(runRows, []string{
-				c.Name, run.Outcome, run.Accel, seconds(run.BootSeconds), seconds(run.StressSeconds),
+				c.Name, string(run.Outcome), run.Accel, seconds(run.BootSeconds), seconds(run.StressSeconds),
 				grouped(run.PagesVerified), writtenBack(run.WrittenBackPages), grouped(run.Corruptions),
 				first, caseMessage(c),
 			})

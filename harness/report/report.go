@@ -4,30 +4,53 @@ package report
 import (
 	"slices"
 	"time"
+
+	"zswaprace/stress"
 )
 
-// Run outcomes. Only corruption, crash and hang count against a kernel;
+// Outcome is how one run ended.
+type Outcome string
+
+// Run outcomes. Corruption, crash, hang and warning count against a kernel;
 // the others are kept apart so a fixed kernel is never blamed for them.
 const (
-	OutcomeClean       = "clean"
-	OutcomeCorruption  = "corruption"
-	OutcomeCrash       = "crash"
-	OutcomeHang        = "hang"
-	OutcomeBootFailure = "boot-failure"
-	OutcomeInfraError  = "infra-error"
-	OutcomeNoWriteback = "no-writeback" // zswap wrote nothing back: proves nothing
-	OutcomeOOM         = "oom"          // guest out of memory: a mis-sized workload
-	OutcomeInterrupted = "interrupted"  // stopped by the user (Ctrl-C) or a deadline
+	OutcomeClean       Outcome = "clean"
+	OutcomeCorruption  Outcome = "corruption"
+	OutcomeCrash       Outcome = "crash"
+	OutcomeHang        Outcome = "hang"
+	OutcomeWarning     Outcome = "warning" // the workload finished, but the kernel printed a WARNING during it
+	OutcomeBootFailure Outcome = "boot-failure"
+	OutcomeInfraError  Outcome = "infra-error"
+	OutcomeNoWriteback Outcome = "no-writeback" // zswap wrote nothing back: proves nothing
+	OutcomeOOM         Outcome = "oom"          // guest out of memory: a mis-sized workload
+	OutcomeInterrupted Outcome = "interrupted"  // stopped by the user (Ctrl-C) or a deadline
 )
 
-// The corruption classes every Variant lists, even at zero.
-var baseClasses = []string{"stale", "foreign", "zeroed", "damaged"}
+// baseClasses are the corruption classes every Variant lists, even at zero:
+// the stress package's, which owns them.
+var baseClasses = func() []string {
+	var c []string
+	for _, k := range stress.CorruptionClasses {
+		c = append(c, string(k))
+	}
+	return c
+}()
+
+// KernelReport is one report the kernel printed on the console during a run.
+type KernelReport struct {
+	Kind     string `json:"kind"`               // crash | hang | warning | oom (console.Kind)
+	Title    string `json:"title"`              // normalised, stable across runs
+	Function string `json:"function,omitempty"` // the guilty function, if found
+	// BeforeWorkload marks reports printed before the workload started
+	// (during boot): recorded, never counted against the kernel.
+	BeforeWorkload bool `json:"before_workload,omitempty"`
+}
 
 // Run is one boot of one kernel under the stress workload.
 type Run struct {
 	Variant            string            `json:"variant"` // "unpatched" | "patched" | (any name)
 	Index              int               `json:"index"`   // 1-based position within the variant
-	Outcome            string            `json:"outcome"` // one of the Outcome constants
+	Outcome            Outcome           `json:"outcome"`
 	Accel              string            `json:"accel"`   // kvm | tcg
 	StressSeconds      float64           `json:"stress_seconds"`
 	BootSeconds        float64           `json:"boot_seconds"`
@@ -37,6 +60,12 @@ type Run struct {
 	CorruptionsByClass map[string]uint64 `json:"corruptions_by_class"`
 	Examples           []string          `json:"examples,omitempty"` // human-readable corruption examples
 	CrashTitles        []string          `json:"crash_titles,omitempty"`
+	// Reports are the kernel's reports, in console order, boot-time ones
+	// included (marked).
+	Reports []KernelReport `json:"kernel_reports,omitempty"`
+	// GuestCPUs is the number of CPUs online in the guest, as the agent
+	// counted them; 0 if the agent never answered.
+	GuestCPUs int `json:"guest_cpus,omitempty"`
 	// FirstFailureSeconds is the stress time to the first failure, nil if none.
 	FirstFailureSeconds *float64 `json:"first_failure_seconds"`
 	// Error says what happened for boot-failure, infra-error and hang,

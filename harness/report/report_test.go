@@ -276,7 +276,7 @@ func TestJUnitRoundTrip(t *testing.T) {
 
 func TestJUnitOutcomes(t *testing.T) {
 	tests := []struct {
-		outcome string
+		outcome Outcome
 		kind    string // failure, error, skipped or "" for a pass
 	}{
 		{OutcomeClean, ""},
@@ -291,7 +291,7 @@ func TestJUnitOutcomes(t *testing.T) {
 		{OutcomeInterrupted, "skipped"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.outcome, func(t *testing.T) {
+		t.Run(string(tt.outcome), func(t *testing.T) {
 			c := junitCaseFrom("zswaprace", "patched", Run{Index: 4, Outcome: tt.outcome})
 			kind := ""
 			switch {

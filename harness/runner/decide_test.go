@@ -56,7 +56,7 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		name        string
 		o           observed
-		wantOutcome string
+		wantOutcome report.Outcome
 		wantTitles  []string
 		wantFirst   *float64
 		wantWB      int64
