@@ -63,3 +63,24 @@ type Hello struct {
 	// CPUs is the number of CPUs online (/sys/devices/system/cpu/online).
 	CPUs int `json:"cpus"`
 }
+
+// Message types: Message.Type is one of these.
+const (
+	MsgProgress = "progress" // a heartbeat; Progress is set for the stress workers
+	MsgOutput   = "output"   // a chunk of an external workload's output
+	MsgResult   = "result"   // the command's result, in Result; the last message
+	MsgError    = "error"    // the command failed, Error says why; the last message
+)
+
+// What the agent prints on the guest's console, which the harness reads
+// back from the console log: every line starts with ConsolePrefix.
+const (
+	ConsolePrefix = "zh-agent: "
+	// ConsoleReady starts the line printed once the agent serves on its port.
+	ConsoleReady = ConsolePrefix + "ready"
+	// ConsoleShuttingDown is printed before a reboot the harness asked for.
+	ConsoleShuttingDown = ConsolePrefix + "shutting down"
+	// ConsoleFatal starts the line printed before the agent's init gives up
+	// and reboots the guest.
+	ConsoleFatal = ConsolePrefix + "fatal"
+)

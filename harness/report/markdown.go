@@ -88,14 +88,32 @@ func writeFacts(b *strings.Builder, r *Report) {
 		fact("Kernel "+v.Name, code(v.Kernel))
 	}
 	fact("Acceleration", r.Accel)
-	if r.Widen {
-		fact("Race window", "widened by the instrumentation patch")
+	if r.GuestCPUs > 0 {
+		fact("Guest CPUs", fmt.Sprint(r.GuestCPUs))
 	}
-	if r.PValue != 0 || r.Verdict != "" {
-		fact("p-value", fmt.Sprintf("%.3g", r.PValue))
+	if r.Widening != "" {
+		fact("Race window widening", r.Widening)
 	}
-	if r.NeededCleanSeconds > 0 {
-		fact("Clean patched stress needed for a fix", "more than "+seconds(r.NeededCleanSeconds))
+	if r.Design != "" {
+		fact("Design", r.Design)
+	}
+	if r.Method != "" {
+		fact("Method", r.Method)
+	}
+	if len(r.Signature) > 0 {
+		fact("Race signature", strings.Join(r.Signature, "; "))
+	}
+	if r.PValue != nil {
+		fact("p-value", fmt.Sprintf("%.3g", *r.PValue))
+	}
+	if r.RatioUpper != nil {
+		fact("Patched rate / unpatched rate", fmt.Sprintf("at most %.3g (95%%)", *r.RatioUpper))
+	}
+	if r.NeededCleanSeconds != nil && *r.NeededCleanSeconds > 0 {
+		fact("Clean patched stress needed for a fix", "more than "+seconds(*r.NeededCleanSeconds))
+	}
+	for _, n := range r.Notes {
+		fact("Note", n)
 	}
 	if !r.Started.IsZero() {
 		span := r.Started.Format(time.RFC3339)

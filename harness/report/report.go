@@ -51,7 +51,7 @@ type Run struct {
 	Variant            string            `json:"variant"` // "unpatched" | "patched" | (any name)
 	Index              int               `json:"index"`   // 1-based position within the variant
 	Outcome            Outcome           `json:"outcome"`
-	Accel              string            `json:"accel"`   // kvm | tcg
+	Accel              string            `json:"accel"` // kvm | tcg
 	StressSeconds      float64           `json:"stress_seconds"`
 	BootSeconds        float64           `json:"boot_seconds"`
 	PagesVerified      uint64            `json:"pages_verified"`
@@ -74,13 +74,40 @@ type Run struct {
 	ConsoleLog   string           `json:"console_log,omitempty"` // path
 	KernelConfig string           `json:"kernel_config,omitempty"`
 	Counters     map[string]int64 `json:"counters,omitempty"` // zswap + vmstat deltas
+
+	// Set by Aggregate. CountedAs is what the run's failure counts as in
+	// the comparison ("race" or "other"; null for no failure).
+	CountedAs *FailureClass `json:"counted_as"`
+	// PagesPerSec and WrittenBackPerSec are the workload's strength in this
+	// run, per second of stress; null when unknown.
+	PagesPerSec       *float64 `json:"pages_per_sec"`
+	WrittenBackPerSec *float64 `json:"written_back_per_sec"`
+	// Contended marks a run whose pages per second fell below half its
+	// variant's median: the host was likely busy, and the run stressed less.
+	Contended bool `json:"contended,omitempty"`
+}
+
+// throughput fills PagesPerSec and WrittenBackPerSec from the run's figures.
+func (r *Run) throughput() {
+	r.PagesPerSec, r.WrittenBackPerSec = nil, nil
+	if r.StressSeconds <= 0 {
+		return
+	}
+	if r.PagesVerified > 0 {
+		v := float64(r.PagesVerified) / r.StressSeconds
+		r.PagesPerSec = &v
+	}
+	if r.WrittenBackPages >= 0 && r.Counters != nil {
+		v := float64(r.WrittenBackPages) / r.StressSeconds
+		r.WrittenBackPerSec = &v
+	}
 }
 
 // Failed reports whether the run is a kernel failure event: a corruption,
-// crash or hang. A run is at most one event.
+// crash, hang or WARNING. A run is at most one event.
 func (r Run) Failed() bool {
 	switch r.Outcome {
-	case OutcomeCorruption, OutcomeCrash, OutcomeHang:
+	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning:
 		return true
 	}
 	return false
@@ -93,7 +120,7 @@ func (r Run) Failed() bool {
 // writeback, out of memory, boot failure, infra error, unknown outcome).
 func (r Run) Exposure() float64 {
 	switch r.Outcome {
-	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang:
+	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning:
 		return r.StressSeconds
 	case OutcomeInterrupted:
 		if r.WrittenBackPages > 0 {
@@ -122,8 +149,31 @@ type Variant struct {
 	NoWriteback         int               `json:"no_writeback_runs"`
 	OOMs                int               `json:"ooms"`
 	FirstFailureSeconds *float64          `json:"first_failure_seconds"`
-	Failures            int               `json:"failures"` // kernel failure events (runs with corruption, crash or hang)
-	RunDetails          []Run             `json:"run_details"`
+	// Failures counts the race's failures: runs with a corruption, or a
+	// crash or hang matching the signature. OtherFailures counts the other
+	// kernel failures (other crashes and hangs, WARNINGs).
+	Failures      int `json:"failures"`
+	OtherFailures int `json:"other_failures"`
+	Warnings      int `json:"warning_runs"`
+	// OOMSeconds is the stress time of the OOM runs (not in Exposure).
+	OOMSeconds float64 `json:"oom_seconds"`
+	// PagesPerSec and WrittenBackPerSec are medians over the runs that
+	// have them; null when none has.
+	PagesPerSec       *float64 `json:"pages_per_sec"`
+	WrittenBackPerSec *float64 `json:"written_back_per_sec"`
+	// TimeAtRisk is the stress time the verdict counted, OOM time included
+	// where the verdict counts it; Rate is race failures per hour over it,
+	// with a 95% interval. Null when the verdict did not get that far.
+	TimeAtRisk *float64  `json:"time_at_risk_seconds"`
+	Rate       *Interval `json:"rate_per_hour"`
+	RunDetails []Run     `json:"run_details"`
+}
+
+// Interval is an estimate with its 95% interval.
+type Interval struct {
+	Estimate float64 `json:"estimate"`
+	Low      float64 `json:"low"`
+	High     float64 `json:"high"`
 }
 
 // Exposure is the stress time in seconds that counts toward the variant's
@@ -137,32 +187,52 @@ func (v Variant) Exposure() float64 {
 	return sum
 }
 
+// SchemaVersion is the version of report.json's layout (see
+// docs/report-json.md); it changes when a field changes meaning or goes.
+const SchemaVersion = 2
+
 // Report is everything one comparison found.
 type Report struct {
-	Tool               string    `json:"tool"`
-	Verdict            string    `json:"verdict"`
-	Reason             string    `json:"reason"`
-	PValue             float64   `json:"p_value"`
-	NeededCleanSeconds float64   `json:"needed_clean_seconds,omitempty"`
-	Source             string    `json:"source"`
-	Patch              string    `json:"patch"`
-	PatchDirection     string    `json:"patch_direction"`
-	Widen              bool      `json:"widen"`
-	Accel              string    `json:"accel"`
-	Started            time.Time `json:"started"`
-	Finished           time.Time `json:"finished"`
-	Interrupted        bool      `json:"interrupted"`
-	Variants           []Variant `json:"variants"`
+	SchemaVersion      int      `json:"schema_version"`
+	Tool               string   `json:"tool"`
+	Verdict            string   `json:"verdict"`
+	Reason             string   `json:"reason"`
+	Notes              []string `json:"notes,omitempty"`
+	PValue             *float64 `json:"p_value"`
+	NeededCleanSeconds *float64 `json:"needed_clean_seconds"`
+	// RatioUpper is the 95% upper bound on patched/unpatched race failure
+	// rate; null without an unpatched race failure.
+	RatioUpper *float64 `json:"rate_ratio_upper"`
+	// Design is "adaptive" (runs until decided or the budget is spent) or
+	// "fixed" (--runs); Method names the statistical method.
+	Design         string    `json:"design"`
+	Method         string    `json:"method"`
+	BudgetSeconds  *float64  `json:"budget_seconds"`
+	MinReduction   *float64  `json:"min_reduction"`
+	Signature      []string  `json:"signature"`
+	Ignore         []string  `json:"ignore,omitempty"`
+	Widening       string    `json:"widening"` // "none" or what widened the race window
+	GuestCPUs      int       `json:"guest_cpus"`
+	Source         string    `json:"source"`
+	Patch          string    `json:"patch"`
+	PatchDirection string    `json:"patch_direction"`
+	Widen          bool      `json:"widen"`
+	Accel          string    `json:"accel"`
+	Started        time.Time `json:"started"`
+	Finished       time.Time `json:"finished"`
+	Interrupted    bool      `json:"interrupted"`
+	Variants       []Variant `json:"variants"`
 }
 
-// Aggregate sums runs into a Variant. A run whose outcome is corruption,
-// crash or hang is one failure; boot failures, infra errors, runs without
+// Aggregate sums runs into a Variant, classifying each run's failure with
+// sig (race or other). A run whose outcome is corruption, crash, hang or
+// warning is at most one failure; boot failures, infra errors, runs without
 // writeback and OOMs are counted apart and are not failures. A run with an
 // unknown outcome is counted as an infra error, since the harness could not
 // say what happened. Crash titles are deduplicated in order of appearance;
 // FirstFailureSeconds is the earliest over the failed runs. Negative
 // WrittenBackPages (counter unavailable) are left out of the sum.
-func Aggregate(name, kernel string, runs []Run) Variant {
+func Aggregate(name, kernel string, runs []Run, sig Signature) Variant {
 	v := Variant{
 		Name:               name,
 		Kernel:             kernel,
@@ -174,7 +244,27 @@ func Aggregate(name, kernel string, runs []Run) Variant {
 	for _, c := range baseClasses {
 		v.CorruptionsByClass[c] = 0
 	}
-	for _, r := range runs {
+	var pps, wbps []float64
+	for i := range v.RunDetails {
+		r := &v.RunDetails[i]
+		r.throughput()
+		if r.PagesPerSec != nil {
+			pps = append(pps, *r.PagesPerSec)
+		}
+		if r.WrittenBackPerSec != nil {
+			wbps = append(wbps, *r.WrittenBackPerSec)
+		}
+	}
+	v.PagesPerSec, v.WrittenBackPerSec = median(pps), median(wbps)
+	for i := range v.RunDetails {
+		r := &v.RunDetails[i]
+		r.Contended = r.PagesPerSec != nil && v.PagesPerSec != nil && *r.PagesPerSec < *v.PagesPerSec/2
+		r.CountedAs = nil
+		if c := sig.Classify(*r); c != "" {
+			r.CountedAs = &c
+		}
+	}
+	for _, r := range v.RunDetails {
 		v.StressSeconds += r.StressSeconds
 		v.PagesVerified += r.PagesVerified
 		v.WrittenBackPages += max(r.WrittenBackPages, 0)
@@ -201,11 +291,18 @@ func Aggregate(name, kernel string, runs []Run) Variant {
 			v.NoWriteback++
 		case OutcomeOOM:
 			v.OOMs++
+			v.OOMSeconds += r.StressSeconds
+		case OutcomeWarning:
+			v.Warnings++
 		case OutcomeClean, OutcomeInterrupted:
 		default:
 			v.InfraErrors++
 		}
-		if !r.Failed() {
+		if r.CountedAs == nil {
+			continue
+		}
+		if *r.CountedAs == OtherFailure {
+			v.OtherFailures++
 			continue
 		}
 		v.Failures++
@@ -215,4 +312,18 @@ func Aggregate(name, kernel string, runs []Run) Variant {
 		}
 	}
 	return v
+}
+
+// median of xs, nil when there are none.
+func median(xs []float64) *float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return &m
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func ptr(f float64) *float64 { return &f }
@@ -60,11 +61,12 @@ func sampleReport() *Report {
 		},
 	}
 	return &Report{
+		SchemaVersion:      SchemaVersion,
 		Tool:               "zswaprace",
 		Verdict:            "inconclusive",
 		Reason:             "unpatched failed 2 times in 51 s, patched 0 times in 134 s; p=0.075 (exact conditional binomial, one-sided, alpha 0.05) is not significant: run the patched kernel clean for more than 177 s in all (43 s more) to claim a fix",
-		PValue:             0.0751,
-		NeededCleanSeconds: 177.06,
+		PValue:             ptr(0.0751),
+		NeededCleanSeconds: ptr(177.06),
 		Source:             "/usr/src/linux-source-6.1.tar.xz",
 		Patch:              "patches/zswap-writeback-race.patch",
 		PatchDirection:     "reverse",
@@ -73,8 +75,8 @@ func sampleReport() *Report {
 		Started:            time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC),
 		Finished:           time.Date(2025, 3, 1, 10, 9, 30, 0, time.UTC),
 		Variants: []Variant{
-			Aggregate("unpatched", "out/unpatched/bzImage", unpatched),
-			Aggregate("patched", "out/patched/bzImage", patched),
+			Aggregate("unpatched", "out/unpatched/bzImage", unpatched, Signature{}.Learn(unpatched)),
+			Aggregate("patched", "out/patched/bzImage", patched, Signature{}.Learn(unpatched)),
 		},
 	}
 }
@@ -97,14 +99,16 @@ func TestAggregate(t *testing.T) {
 		{Index: 9, Outcome: OutcomeInterrupted, StressSeconds: 7, WrittenBackPages: 2},
 		{Index: 10, Outcome: OutcomeInterrupted, StressSeconds: 3},
 		{Index: 11, Outcome: "exploded", StressSeconds: 11},
+		{Index: 12, Outcome: OutcomeWarning, StressSeconds: 60, PagesVerified: 60, WrittenBackPages: 6,
+			Reports: []KernelReport{{Kind: "warning", Title: "WARNING in zswap_frontswap_store"}}},
 	}
 	want := Variant{
 		Name:                "v",
 		Kernel:              "k",
-		Runs:                11,
-		StressSeconds:       20 + 30 + 40 + 100 + 100 + 50 + 5 + 7 + 3 + 11,
-		PagesVerified:       2310,
-		WrittenBackPages:    10 + 20 + 30 + 40 + 5 + 2,
+		Runs:                12,
+		StressSeconds:       20 + 30 + 40 + 100 + 100 + 50 + 5 + 7 + 3 + 11 + 60,
+		PagesVerified:       2370,
+		WrittenBackPages:    10 + 20 + 30 + 40 + 5 + 2 + 6,
 		Corruptions:         4,
 		CorruptionsByClass:  map[string]uint64{"stale": 2, "foreign": 0, "zeroed": 0, "damaged": 1, "torn": 1},
 		Crashes:             1,
@@ -114,21 +118,34 @@ func TestAggregate(t *testing.T) {
 		InfraErrors:         2, // the infra error and the unknown outcome
 		NoWriteback:         1,
 		OOMs:                1,
-		FirstFailureSeconds: ptr(9), // the OOM run's 1 s is not a kernel failure
-		Failures:            3,
-		RunDetails:          runs,
+		OOMSeconds:          50,
+		Warnings:            1,
+		FirstFailureSeconds: ptr(15), // the race's: not the crash's 9 s (another failure), nor the OOM run's 1 s
+		// Without a signature the crash and the hang are other failures, as
+		// is the warning; the corruption is the race's.
+		Failures:      1,
+		OtherFailures: 3,
 	}
-	got := Aggregate("v", "k", runs)
-	if diff := cmp.Diff(want, got); diff != "" {
+	got := Aggregate("v", "k", runs, Signature{})
+	ignore := cmpopts.IgnoreFields(Variant{}, "RunDetails", "PagesPerSec", "WrittenBackPerSec")
+	if diff := cmp.Diff(want, got, ignore); diff != "" {
 		t.Errorf("Aggregate mismatch (-want +got):\n%s", diff)
+	}
+	if len(got.RunDetails) != len(runs) || got.RunDetails[0].PagesPerSec == nil || *got.RunDetails[0].PagesPerSec != 5 {
+		t.Errorf("run throughput not filled: %+v", got.RunDetails[0])
+	}
+	// With the unpatched titles learned, the crash in BUG: A is the race's.
+	withSig := Aggregate("v", "k", runs, Signature{Titles: []string{"BUG: A"}})
+	if withSig.Failures != 2 || withSig.OtherFailures != 2 {
+		t.Errorf("with signature BUG: A: race %d other %d, want 2 and 2", withSig.Failures, withSig.OtherFailures)
 	}
 	// Clean and failed runs count in full, the interrupted run that wrote
 	// back counts, the rest proves nothing.
-	if got, want := got.Exposure(), 20.0+30+40+100+7; got != want {
+	if got, want := got.Exposure(), 20.0+30+40+100+7+60; got != want {
 		t.Errorf("Exposure = %g, want %g", got, want)
 	}
 
-	empty := Aggregate("e", "", nil)
+	empty := Aggregate("e", "", nil, Signature{})
 	if diff := cmp.Diff(Variant{Name: "e", CorruptionsByClass: classes(0, 0, 0, 0), CrashTitles: []string{}, RunDetails: []Run{}}, empty); diff != "" {
 		t.Errorf("Aggregate(nil) mismatch (-want +got):\n%s", diff)
 	}
@@ -149,8 +166,8 @@ func TestAggregate(t *testing.T) {
 }
 
 func TestAggregateDoesNotAlias(t *testing.T) {
-	runs := []Run{{Index: 1, Outcome: OutcomeCrash, FirstFailureSeconds: ptr(3)}}
-	v := Aggregate("v", "k", runs)
+	runs := []Run{{Index: 1, Outcome: OutcomeCorruption, FirstFailureSeconds: ptr(3)}}
+	v := Aggregate("v", "k", runs, Signature{})
 	runs[0].Index = 99
 	*runs[0].FirstFailureSeconds = 1
 	if v.RunDetails[0].Index != 1 || *v.FirstFailureSeconds != 3 {
@@ -175,7 +192,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, &got); diff != "" {
 		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
 	}
-	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
+	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"schema_version": 2`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("report.json lacks %s", key)
 		}
@@ -429,23 +446,24 @@ func TestTable(t *testing.T) {
 		return nil
 	}
 	checks := map[string][]string{
-		"runs":               {"2", "3"},
-		"corruptions":        {"15", "0"},
-		"stale":              {"15", "0"},
-		"foreign":            {"0", "0"},
-		"zeroed":             {"0", "0"},
-		"damaged":            {"0", "0"},
-		"pages verified":     {"320,000", "1,400,000"},
-		"written-back pages": {"11,000", "190,000"},
-		"crashes":            {"1", "0"},
-		"hangs":              {"0", "0"},
-		"boot failures":      {"0", "1"},
-		"infra errors":       {"0", "0"},
-		"OOM runs":           {"0", "0"},
-		"no-writeback runs":  {"0", "1"},
-		"kernel failures":    {"2", "0"},
-		"first failure at":   {"12.5", "s", "-"},
-		"crash titles":       strings.Fields("BUG: invalid opcode in zswap_writeback_entry"),
+		"runs":                  {"2", "3"},
+		"corruptions":           {"15", "0"},
+		"stale":                 {"15", "0"},
+		"foreign":               {"0", "0"},
+		"zeroed":                {"0", "0"},
+		"damaged":               {"0", "0"},
+		"pages verified":        {"320,000", "1,400,000"},
+		"written-back pages":    {"11,000", "190,000"},
+		"crashes":               {"1", "0"},
+		"hangs":                 {"0", "0"},
+		"boot failures":         {"0", "1"},
+		"infra errors":          {"0", "0"},
+		"OOM runs":              {"0", "0"},
+		"no-writeback runs":     {"0", "1"},
+		"race failures":         {"2", "0"},
+		"other kernel failures": {"0", "0"},
+		"first failure at":      {"12.5", "s", "-"},
+		"crash titles":          strings.Fields("BUG: invalid opcode in zswap_writeback_entry"),
 	}
 	for label, want := range checks {
 		if diff := cmp.Diff(want, row(label)); diff != "" {

@@ -91,7 +91,29 @@ func comparisonRows(r *Report) [][]string {
 	addInt("infra errors", func(v Variant) int { return v.InfraErrors })
 	addInt("OOM runs", func(v Variant) int { return v.OOMs })
 	addInt("no-writeback runs", func(v Variant) int { return v.NoWriteback })
-	addInt("kernel failures", func(v Variant) int { return v.Failures })
+	addInt("warning runs", func(v Variant) int { return v.Warnings })
+	addInt("race failures", func(v Variant) int { return v.Failures })
+	addInt("other kernel failures", func(v Variant) int { return v.OtherFailures })
+	add("race failures per hour", func(v Variant) string {
+		if v.Rate == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.3g (95%%: %.3g-%.3g)", v.Rate.Estimate, v.Rate.Low, v.Rate.High)
+	})
+	add("pages verified per s", func(v Variant) string { return perSecond(v.PagesPerSec) })
+	add("written back per s", func(v Variant) string { return perSecond(v.WrittenBackPerSec) })
+	add("contended runs", func(v Variant) string {
+		n := 0
+		for _, r := range v.RunDetails {
+			if r.Contended {
+				n++
+			}
+		}
+		if n == 0 {
+			return "0"
+		}
+		return fmt.Sprintf("%d (under half the median pages/s: host busy)", n)
+	})
 	add("first failure at", func(v Variant) string {
 		if v.FirstFailureSeconds == nil {
 			return "-"
@@ -115,6 +137,17 @@ func verdictSentence(r *Report) string {
 		s += " (interrupted: only the runs that finished are counted)"
 	}
 	return s + "."
+}
+
+// perSecond formats a median rate, "-" when unknown.
+func perSecond(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	if *v >= 100 {
+		return grouped(uint64(math.Round(*v)))
+	}
+	return strconv.FormatFloat(*v, 'f', 1, 64)
 }
 
 // classOrder lists the corruption classes found in counts for display:
