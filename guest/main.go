@@ -99,7 +99,7 @@ func newServer(hostKeyFile, authKeyFile string, pid1 bool) (*agent.Server, error
 	srv := &agent.Server{
 		SSH:    cfg,
 		Stress: agent.ChildStress(self, childArg),
-		Log:    log.New(os.Stderr, "zh-agent: ", 0),
+		Log:    log.New(os.Stderr, proto.ConsolePrefix, 0),
 		Hello: func() proto.Hello {
 			var u unix.Utsname
 			unix.Uname(&u)
@@ -171,12 +171,12 @@ func runAgent() {
 	if err != nil {
 		fatal(err)
 	}
-	srv.Shutdown = func() { say("shutting down"); sysinit.Reboot() }
+	srv.Shutdown = func() { fmt.Println(proto.ConsoleShuttingDown); sysinit.Reboot() }
 	port, err := sysinit.FindPort(portName, 10*time.Second)
 	if err != nil {
 		fatal(err)
 	}
-	say("ready on %s", port)
+	fmt.Printf("%s on %s\n", proto.ConsoleReady, port)
 	for {
 		f, err := os.OpenFile(port, os.O_RDWR, 0)
 		if err != nil {
@@ -190,11 +190,11 @@ func runAgent() {
 	}
 }
 
-func say(format string, args ...any) { fmt.Printf("zh-agent: "+format+"\n", args...) }
+func say(format string, args ...any) { fmt.Printf(proto.ConsolePrefix+format+"\n", args...) }
 
 // fatal says why on the console and reboots the guest, which ends QEMU.
 func fatal(err error) {
-	say("fatal: %v", err)
+	fmt.Printf("%s: %v\n", proto.ConsoleFatal, err)
 	time.Sleep(time.Second)
 	sysinit.Reboot()
 	select {}

@@ -126,7 +126,7 @@ func TestStressOverSSH(t *testing.T) {
 	}
 	progress := 0
 	for _, m := range msgs[:len(msgs)-1] {
-		if m.Type == "progress" {
+		if m.Type == proto.MsgProgress {
 			progress++
 		}
 	}
@@ -134,7 +134,7 @@ func TestStressOverSSH(t *testing.T) {
 		t.Errorf("no progress lines streamed before the result")
 	}
 	last := msgs[len(msgs)-1]
-	if last.Type != "result" {
+	if last.Type != proto.MsgResult {
 		t.Fatalf("last message is %q (%s), want result", last.Type, last.Error)
 	}
 	b, _ := json.Marshal(last.Result)
@@ -175,14 +175,14 @@ func TestBadRequestsAnswered(t *testing.T) {
 				t.Fatal("no answer")
 			}
 			last := msgs[len(msgs)-1]
-			if last.Type != "error" || !strings.Contains(last.Error, tt.want) {
+			if last.Type != proto.MsgError || !strings.Contains(last.Error, tt.want) {
 				t.Errorf("got %+v, want an error containing %q", last, tt.want)
 			}
 		})
 	}
 	// The agent survived all of that.
 	msgs := call(t, c, proto.CmdPing, nil)
-	if len(msgs) != 1 || msgs[0].Type != "result" {
+	if len(msgs) != 1 || msgs[0].Type != proto.MsgResult {
 		t.Errorf("ping after bad requests: %+v", msgs)
 	}
 }
@@ -199,7 +199,7 @@ func TestExecRunsProgram(t *testing.T) {
 	b, _ := json.Marshal(last.Result)
 	var res proto.ExecResult
 	json.Unmarshal(b, &res)
-	if last.Type != "result" || res.ExitCode != 3 || !strings.Contains(res.OutputTail, "hello") {
+	if last.Type != proto.MsgResult || res.ExitCode != 3 || !strings.Contains(res.OutputTail, "hello") {
 		t.Errorf("exec result %+v (%s), want exit 3 with output hello", res, last.Error)
 	}
 }

@@ -5,14 +5,11 @@ import (
 
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"zswaprace/guest/proto"
-	"zswaprace/harness/initramfs"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 )
@@ -98,22 +95,26 @@ func cmdBench(ctx context.Context, args []string) int {
 		printErr(err)
 		return exitError
 	}
-	keys, initrds, err := benchInitramfs(ctx, []string{"", "stress --vm 1 --vm-bytes 300M --vm-stride 4000",
-		"stress-ng --vm 4 --vm-bytes 90M --verify", "stress-ng --pageswap 4 --verify"})
-	if err != nil {
-		printErr(err)
-		return exitError
+	envs := map[string]*env{}
+	for _, w := range []string{"", "stress --vm 1 --vm-bytes 300M --vm-stride 4000",
+		"stress-ng --vm 4 --vm-bytes 90M --verify", "stress-ng --pageswap 4 --verify"} {
+		f := rf
+		f.workload = w
+		if envs[w], err = newEnv(ctx, f, cacheDir(), dir, p.Say); err != nil {
+			printErr(err)
+			return exitError
+		}
 	}
 	var boots []float64
 	run := func(name string, idx int, kernel string, w workload, d time.Duration, stopOnFailure bool) report.Run {
-		f := rf
-		f.duration, f.delayUS = d, w.delayUS
-		var exec *proto.ExecRequest
-		if w.exec != "" {
-			c := f.stressConfig()
-			exec = &proto.ExecRequest{Argv: initrds[w.exec].argv, DurationSec: d.Seconds(), Swing: c.Swing}
+		e := *envs[w.exec]
+		e.rf.duration, e.rf.delayUS = d, w.delayUS
+		if e.exec != nil {
+			x := *e.exec
+			x.DurationSec = d.Seconds()
+			e.exec = &x
 		}
-		spec := f.spec(name, idx, kernel, "", initrds[w.exec].path, keys, true, filepath.Join(dir, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "_"), idx)), exec, p.Say)
+		spec := e.spec(name, idx, bootImage{Kernel: kernel, Widen: true}, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "_"), idx))
 		spec.Stress.StopOnCorruption = stopOnFailure
 		r := runner.Run(ctx, spec)
 		if r.BootSeconds > 0 {
@@ -199,16 +200,15 @@ func printBench(ms []metric) {
 // benchBuilds times cold builds of both variants in a throw-away cache with
 // ccache off, and the second variant's incremental build.
 func benchBuilds(ctx context.Context, bf buildFlags, reps int, say func(string)) (cold, second []float64, err error) {
+	// ccache would make the second rep warm; the make it runs inherits this.
 	os.Setenv("CCACHE_DISABLE", "1")
 	defer os.Unsetenv("CCACHE_DISABLE")
-	saved := os.Getenv("ZSWAPRACE_CACHE")
-	defer os.Setenv("ZSWAPRACE_CACHE", saved)
 	for i := 0; i < reps; i++ {
 		tmp, err := os.MkdirTemp("", "zswaprace-bench-cache-")
 		if err != nil {
 			return nil, nil, err
 		}
-		os.Setenv("ZSWAPRACE_CACHE", tmp)
+		bf.cache = tmp
 		start := time.Now()
 		b, err := bf.buildBoth(ctx, say)
 		os.RemoveAll(tmp)
@@ -219,35 +219,4 @@ func benchBuilds(ctx context.Context, bf buildFlags, reps int, say func(string))
 		second = append(second, b.patched.Seconds)
 	}
 	return cold, second, nil
-}
-
-type benchInitrd struct {
-	path string
-	argv []string
-}
-
-// benchInitramfs builds one initramfs per workload (the stress workers under "").
-func benchInitramfs(ctx context.Context, cmds []string) (*initramfs.Keys, map[string]benchInitrd, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return nil, nil, err
-	}
-	out := map[string]benchInitrd{}
-	var keys *initramfs.Keys
-	for _, c := range cmds {
-		var extra []initramfs.File
-		var argv []string
-		if c != "" {
-			if extra, argv, err = initramfs.Workload(c); err != nil {
-				return nil, nil, err
-			}
-		}
-		path, k, err := initramfs.Build(ctx, root, cacheDir(), extra)
-		if err != nil {
-			return nil, nil, err
-		}
-		keys = k
-		out[c] = benchInitrd{path: path, argv: argv}
-	}
-	return keys, out, nil
 }

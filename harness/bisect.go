@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"zswaprace/harness/fault"
 	"zswaprace/harness/fsutil"
@@ -30,7 +31,7 @@ const (
 // badRule says which failures make a commit bad.
 type badRule struct {
 	on      map[report.Outcome]bool // outcomes that count: corruption, crash, hang
-	pattern *regexp.Regexp  // when set, a crash counts only if a title matches
+	pattern *regexp.Regexp          // when set, a crash counts only if a title matches
 }
 
 func parseBadRule(on, pattern string) (badRule, error) {
@@ -145,6 +146,8 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 	miss := fs.Float64("miss", 0.05, "acceptable chance of calling a bad commit good")
 	measure := fs.Bool("measure", false, "run every run even after a failure, and write the failure rate to --rate-file")
 	rateFile := fs.String("rate-file", "", "with --measure: file to write failures per hour into")
+	measureFailures := fs.Int("measure-failures", 2, "with --measure and no --runs: run until this many failures")
+	measureBudget := fs.Duration("measure-budget", 20*time.Minute, "with --measure and no --runs: give up after this much wall time")
 	out := fs.String("out", "", "output directory; each step logs to a subdirectory named by commit")
 	if err := fs.Parse(args); err != nil {
 		return bisectAbort
@@ -158,6 +161,7 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		return bisectAbort
 	}
 	n := *runs
+	adaptive := *measure && n == 0
 	if n == 0 {
 		n = runsPerStep(*badRate, *miss, rf.duration.Seconds())
 	}
@@ -179,18 +183,38 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		fmt.Fprintf(os.Stderr, "bisect step %.12s: %s\n", commit, exitWord(code))
 		return code
 	}
-	initrd, keys, exec, err := rf.initramfs(ctx)
+	e, err := newEnv(ctx, rf, cacheDir(), dir, p.Say)
 	if err != nil {
 		printErr(err)
 		return bisectAbort
 	}
 	var done []report.Run
-	for i := 1; i <= n && ctx.Err() == nil; i++ {
-		spec := rf.spec("commit-"+commit[:12], i, img.Kernel, img.Config, initrd, keys, *widen, filepath.Join(dir, fmt.Sprintf("run-%d", i)), exec, p.Say)
+	begin := time.Now()
+	// more says whether to start run i: a measurement runs until it has
+	// seen enough failures (however slow this machine finds them) or its
+	// budget is spent; a step runs its planned runs.
+	more := func(i int) bool {
+		if !adaptive {
+			return i <= n
+		}
+		failed := 0
+		for _, r := range done {
+			if rule.bad(r) {
+				failed++
+			}
+		}
+		return failed < *measureFailures && time.Since(begin)+rf.duration < *measureBudget
+	}
+	for i := 1; more(i) && ctx.Err() == nil; i++ {
+		spec := e.spec("commit-"+commit[:12], i, bootImage{Kernel: img.Kernel, Config: img.Config, Widen: *widen}, fmt.Sprintf("run-%d", i))
 		spec.Stress.StopOnCorruption = true
 		r := runner.Run(ctx, spec)
 		done = append(done, r)
-		p.Say(fmt.Sprintf("step %.12s run %d/%d: %s after %.0f s%s", commit, i, n, r.Outcome, r.StressSeconds, firstTitle(r)))
+		of := fmt.Sprint(n)
+		if adaptive {
+			of = "?"
+		}
+		p.Say(fmt.Sprintf("step %.12s run %d/%s: %s after %.0f s%s", commit, i, of, r.Outcome, r.StressSeconds, firstTitle(r)))
 		if c := stepExit(done, rule); c != bisectGood && !*measure {
 			break
 		}

@@ -14,6 +14,7 @@ import (
 
 // buildFlags are the flags every command that builds kernels shares.
 type buildFlags struct {
+	cache  string // where sources, trees and images live; "" is the user's cache
 	source string
 	patch  string
 	widen  bool
@@ -46,11 +47,15 @@ func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	src, err := kernel.Resolve(ctx, b.source, cacheDir(), say)
+	cache := b.cache
+	if cache == "" {
+		cache = cacheDir()
+	}
+	src, err := kernel.Resolve(ctx, b.source, cache, say)
 	if err != nil {
 		return nil, err
 	}
-	return &kernel.Plan{Source: src, Fragments: fr, Cache: cacheDir(), Jobs: b.jobs, Say: say}, nil
+	return &kernel.Plan{Source: src, Fragments: fr, Cache: cache, Jobs: b.jobs, Say: say}, nil
 }
 
 // fragments loads the kconfig fragments the flags ask for.

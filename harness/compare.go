@@ -3,21 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
-	"sync"
 	"time"
 
-	"zswaprace/guest/proto"
 	"zswaprace/harness/fault"
 	"zswaprace/harness/fsutil"
-	"zswaprace/harness/initramfs"
 	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
-	"zswaprace/harness/runner"
 	"zswaprace/harness/verdict"
 )
 
@@ -28,35 +26,90 @@ const (
 	exitInconclusive = 2
 )
 
+// compareFlags are the flags of compare that choose runs and judge them.
+type compareFlags struct {
+	runs         int // > 0: the fixed design
+	budget       time.Duration
+	jobs         int
+	alpha        float64
+	minReduction float64
+	signature    multiFlag
+	ignore       multiFlag
+}
+
+func (c *compareFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.runs, "runs", 0, "fixed design: exactly N runs per kernel (default: adaptive, run until decided or --budget is spent)")
+	fs.DurationVar(&c.budget, "budget", 25*time.Minute, "adaptive design: the most wall time to spend on runs")
+	fs.IntVar(&c.jobs, "jobs", 0, "VMs at once (default: what the host's cores and memory fit)")
+	fs.Float64Var(&c.alpha, "alpha", verdict.DefaultAlpha, "significance level of the verdict")
+	fs.Float64Var(&c.minReduction, "min-reduction", 0, "fixed also needs the patched failure rate shown (95%) to be at most 1/X of the unpatched rate")
+	fs.Var(&c.signature, "signature", "regexp: a crash or hang whose title or guilty function matches is the race's (repeatable; default: the titles the unpatched kernel shows)")
+	fs.Var(&c.ignore, "ignore", "regexp: kernel reports whose title matches are known and benign, not counted (repeatable)")
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint([]string(*m)) }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func compileAll(flagName string, exprs []string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, e := range exprs {
+		re, err := regexp.Compile(e)
+		if err != nil {
+			return nil, fmt.Errorf("--%s %q: %v", flagName, e, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
 func cmdCompare(ctx context.Context, args []string) int {
 	var bf buildFlags
 	var rf runFlags
-	fs := newFlags("compare", "compare [--source S] [--patch FILE] [--widen] [--runs N] [--duration D] [--out DIR] [--json]")
+	var cf compareFlags
+	fs := newFlags("compare", "compare [--source S] [--patch FILE] [--widen] [--budget D | --runs N] [--duration D] [--out DIR] [--json]")
 	bf.register(fs)
 	rf.register(fs)
-	runs := fs.Int("runs", 3, "runs per kernel (a failing run stops at its first failure)")
-	jobs := fs.Int("jobs", 0, "VMs at once (default: what the host's cores and memory fit)")
+	cf.register(fs)
 	out := fs.String("out", "", "output directory (default out/compare-TIME)")
-	alpha := fs.Float64("alpha", verdict.DefaultAlpha, "significance level of the verdict")
 	asJSON := fs.Bool("json", false, "print report.json on stdout instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
+	usageErr := func(err error) int {
+		fmt.Fprintln(os.Stderr, "harness compare:", err)
+		return exitError
+	}
 	if err := rf.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "harness compare:", err)
-		return exitError
+		return usageErr(err)
 	}
-	opt := verdict.Options{Alpha: *alpha}
+	opt := verdict.Options{Alpha: cf.alpha, MinReduction: cf.minReduction}
 	if err := opt.Validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "harness compare:", err)
-		return exitError
+		return usageErr(err)
 	}
-	if *runs < 1 {
-		fmt.Fprintln(os.Stderr, "harness compare: --runs must be at least 1")
-		return exitError
+	if cf.runs == 0 && cf.budget <= 0 {
+		return usageErr(fmt.Errorf("--budget %s: want a positive wall time, e.g. 20m", cf.budget))
 	}
-	if *jobs <= 0 {
-		*jobs = defaultJobs(rf.cpus, rf.mem)
+	switch {
+	case cf.runs < 0:
+		return usageErr(fmt.Errorf("--runs %d: want a positive number of runs, or leave it out for the adaptive design", cf.runs))
+	case cf.runs == 0 && cf.budget < rf.duration:
+		return usageErr(fmt.Errorf("--budget %s is shorter than one run (--duration %s)", cf.budget, rf.duration))
+	case cf.jobs < 0:
+		return usageErr(fmt.Errorf("--jobs %d: want the number of VMs at once, or 0 for what the host fits", cf.jobs))
+	}
+	sig := report.Signature{}
+	var err error
+	if sig.Patterns, err = compileAll("signature", cf.signature); err != nil {
+		return usageErr(err)
+	}
+	if sig.Ignore, err = compileAll("ignore", cf.ignore); err != nil {
+		return usageErr(err)
+	}
+	if cf.jobs == 0 {
+		cf.jobs = defaultJobs(rf.cpus, rf.mem)
 	}
 	dir := outDir(*out, "compare")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -64,36 +117,62 @@ func cmdCompare(ctx context.Context, args []string) int {
 		return exitError
 	}
 	p := newProgress()
-	rep := &report.Report{Tool: "zswaprace", Source: bf.source, Widen: bf.widen, Started: time.Now(), Accel: rf.resolvedAccel()}
+	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widen,
+		Widening: widening(bf.widen, rf), Started: time.Now(), Accel: rf.resolvedAccel(), Ignore: cf.ignore}
+	if cf.minReduction > 0 {
+		rep.MinReduction = &cf.minReduction
+	}
 	b, err := bf.buildBoth(ctx, p.Say)
 	if err == nil {
 		rep.Patch, rep.PatchDirection = b.patch.Path, string(b.direction)
 		err = copyConfigs(dir, b.unpatched, b.patched)
 	}
-	var initrd string
-	var c compareRun
+	var e *env
 	if err == nil {
-		initrd, c.keys, c.exec, err = rf.initramfs(ctx)
+		e, err = newEnv(ctx, rf, cacheDir(), dir, p.Say)
 	}
 	if err != nil {
 		printErr(err)
 		rep.Verdict, rep.Reason = string(verdict.Error), err.Error()
-		rep.Interrupted = ctx.Err() != nil
+		if ctx.Err() != nil {
+			rep.Verdict, rep.Interrupted = verdictInterrupted, true
+		}
 		finish(dir, rep, *asJSON)
 		return exitError
 	}
-	p.Say(fmt.Sprintf("running %d run(s) of each kernel, %s each, %d VM(s) at once, %s", *runs, rf.duration, *jobs, rep.Accel))
-	c.rf, c.initrd, c.dir, c.say, c.widen, c.opt = &rf, initrd, dir, p.Say, bf.widen, opt
-	un, pa := c.run(ctx, b, *runs, *jobs)
-	rep.Variants = []report.Variant{
-		report.Aggregate("unpatched", b.unpatched.Kernel, un),
-		report.Aggregate("patched", b.patched.Kernel, pa),
+	s := &scheduler{env: e, jobs: cf.jobs, sig: sig,
+		imgs: map[string]bootImage{
+			"unpatched": {Kernel: b.unpatched.Kernel, Config: b.unpatched.Config, Widen: bf.widen},
+			"patched":   {Kernel: b.patched.Kernel, Config: b.patched.Config, Widen: bf.widen}}}
+	var plan verdict.Plan
+	if cf.runs > 0 {
+		rep.Design = "fixed"
+		plan = verdict.FixedDesign{Runs: cf.runs, RunSeconds: rf.duration.Seconds(), Alpha: cf.alpha, MinReduction: cf.minReduction}
+		p.Say(fmt.Sprintf("fixed design: %d run(s) of each kernel, %s each, %d VM(s) at once, %s", cf.runs, rf.duration, cf.jobs, rep.Accel))
+	} else {
+		rep.Design = "adaptive"
+		budget := cf.budget.Seconds()
+		rep.BudgetSeconds = &budget
+		plan = verdict.Design{Alpha: cf.alpha, RunSeconds: rf.duration.Seconds(), Budget: budget, MinReduction: cf.minReduction}
+		p.Say(fmt.Sprintf("adaptive design: runs of %s until the verdict is decided or %s is spent, %d VM(s) at once, %s", rf.duration, cf.budget, cf.jobs, rep.Accel))
 	}
-	res := verdict.Compare(counts(rep.Variants[0]), counts(rep.Variants[1]), opt)
-	rep.Verdict, rep.Reason, rep.PValue, rep.NeededCleanSeconds = string(res.Verdict), res.Reason, res.PValue, res.NeededCleanSeconds
+	rep.Method = plan.Method()
+	s.run(ctx, plan)
+	opt = plan.Options()
+	un, pa, learned := s.variants()
+	rep.Signature = learned.Strings()
+	res := verdict.Compare(counts(un), counts(pa), opt)
+	fillVerdict(rep, res, &un, &pa)
+	rep.Variants = []report.Variant{un, pa}
+	for _, r := range slices.Concat(un.RunDetails, pa.RunDetails) {
+		rep.GuestCPUs = max(rep.GuestCPUs, r.GuestCPUs)
+	}
 	if ctx.Err() != nil {
+		// An interrupted comparison has no verdict: what finished is kept,
+		// but it answers nothing.
 		rep.Interrupted = true
-		rep.Reason = "interrupted before all runs finished; " + rep.Reason
+		rep.Reason = "interrupted before the comparison was decided; the runs that finished would say: " + string(res.Verdict) + ": " + res.Reason
+		rep.Verdict = verdictInterrupted
 	}
 	if code := finish(dir, rep, *asJSON); code != 0 {
 		return code
@@ -110,6 +189,43 @@ func cmdCompare(ctx context.Context, args []string) int {
 		return exitInconclusive
 	}
 	return exitError
+}
+
+// verdictInterrupted is the verdict of a comparison stopped before the end.
+const verdictInterrupted = "interrupted"
+
+// widening says in words how the race window was widened, for the report.
+func widening(widen bool, rf runFlags) string {
+	if !widen {
+		return "none"
+	}
+	return fmt.Sprintf("delay patch (zswap.writeback_delay_us=%d)", rf.delay(true))
+}
+
+// fillVerdict copies the verdict and the per-side rates into the report.
+func fillVerdict(rep *report.Report, res verdict.Result, un, pa *report.Variant) {
+	rep.Verdict, rep.Reason, rep.Notes = string(res.Verdict), res.Reason, res.Notes
+	if res.Method != "" {
+		rep.Method = res.Method
+	}
+	if res.Verdict != verdict.Error {
+		rep.PValue = &res.PValue
+	}
+	if res.NeededCleanSeconds > 0 {
+		rep.NeededCleanSeconds = &res.NeededCleanSeconds
+	}
+	rep.RatioUpper = res.RatioUpper
+	for _, side := range []struct {
+		v    *report.Variant
+		rate verdict.Rate
+		risk float64
+	}{{un, res.UnpatchedRate, res.UnpatchedAtRisk}, {pa, res.PatchedRate, res.PatchedAtRisk}} {
+		if side.risk > 0 {
+			risk := side.risk
+			side.v.TimeAtRisk = &risk
+			side.v.Rate = &report.Interval{Estimate: side.rate.PerHour, Low: side.rate.Low, High: side.rate.High}
+		}
+	}
 }
 
 // defaultJobs fits VMs to the host: one per guest's worth of cores, and no
@@ -132,9 +248,15 @@ func hostMemMiB() int {
 	return kb / 1024
 }
 
+// counts is what the verdict needs of a variant.
 func counts(v report.Variant) verdict.Counts {
-	return verdict.Counts{Failures: v.Failures, Exposure: v.Exposure(), BootFailures: v.BootFailures,
-		InfraErrors: v.InfraErrors, NoWriteback: v.NoWriteback, OOMs: v.OOMs}
+	c := verdict.Counts{Failures: v.Failures, OtherFailures: v.OtherFailures, Exposure: v.Exposure(),
+		Boots: v.Runs, BootFailures: v.BootFailures, InfraErrors: v.InfraErrors, NoWriteback: v.NoWriteback,
+		OOMs: v.OOMs, OOMSeconds: v.OOMSeconds}
+	if v.WrittenBackPerSec != nil {
+		c.WritebackPerSec = *v.WrittenBackPerSec
+	}
+	return c
 }
 
 func copyConfigs(dir string, imgs ...*kernel.Image) error {
@@ -168,80 +290,4 @@ func finish(dir string, rep *report.Report, asJSON bool) int {
 		fmt.Printf("\nresults in %s (report.json, junit.xml, summary.md, console logs)\n", dir)
 	}
 	return 0
-}
-
-// compareRun schedules the runs of both kernels.
-type compareRun struct {
-	rf     *runFlags
-	initrd string
-	keys   *initramfs.Keys
-	exec   *proto.ExecRequest
-	dir    string
-	widen  bool
-	opt    verdict.Options
-	say    func(string)
-}
-
-// run runs the unpatched kernel first, then the patched one, jobs VMs at a
-// time. Runs stop at their first failure. Before each patched run starts
-// (once a VM is free, so with what has finished so far) the verdict is
-// checked: the patched runs stop early once it cannot change any more.
-func (c *compareRun) run(ctx context.Context, b *built, runs, jobs int) (un, pa []report.Run) {
-	var mu sync.Mutex
-	results := map[string][]report.Run{}
-	slots := make(chan struct{}, jobs)
-	var wg sync.WaitGroup
-	start := func(variant string, index int, img *kernel.Image) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			spec := c.rf.spec(variant, index, img.Kernel, img.Config, c.initrd, c.keys, c.widen,
-				filepath.Join(c.dir, fmt.Sprintf("%s-%d", variant, index)), c.exec, c.say)
-			spec.Stress.StopOnCorruption = true
-			r := runner.Run(ctx, spec)
-			c.say(fmt.Sprintf("%s run %d: %s after %.0f s of stress%s", variant, index, r.Outcome, r.StressSeconds, firstTitle(r)))
-			mu.Lock()
-			results[variant] = append(results[variant], r)
-			mu.Unlock()
-		}()
-	}
-	decided := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(results["unpatched"]) < runs {
-			return false
-		}
-		u := counts(report.Aggregate("unpatched", "", results["unpatched"]))
-		p := counts(report.Aggregate("patched", "", results["patched"]))
-		return verdict.Decided(u, p, float64(runs)*c.rf.duration.Seconds(), c.opt)
-	}
-	for i := 1; i <= runs && ctx.Err() == nil; i++ {
-		slots <- struct{}{}
-		start("unpatched", i, b.unpatched)
-	}
-	for i := 1; i <= runs && ctx.Err() == nil; i++ {
-		slots <- struct{}{}
-		if decided() {
-			<-slots
-			c.say("the verdict cannot change any more: skipping the remaining patched runs")
-			break
-		}
-		start("patched", i, b.patched)
-	}
-	wg.Wait()
-	byIndex := func(a, b report.Run) int { return a.Index - b.Index }
-	slices.SortFunc(results["unpatched"], byIndex)
-	slices.SortFunc(results["patched"], byIndex)
-	return results["unpatched"], results["patched"]
-}
-
-func firstTitle(r report.Run) string {
-	switch {
-	case len(r.CrashTitles) > 0:
-		return ": " + r.CrashTitles[0]
-	case r.Corruptions > 0:
-		return fmt.Sprintf(": %d corrupt pages", r.Corruptions)
-	}
-	return ""
 }

@@ -5,6 +5,7 @@
 //	harness build       build both variants and say where the images are
 //	harness run         boot one kernel and run the stress job once
 //	harness bisect-run  one step of 'git bisect run'
+//	harness bench       builds, boots, time to first failure, throughput, soak
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"zswaprace/harness/cache"
 	"zswaprace/harness/fault"
 )
 
@@ -42,6 +44,15 @@ func main() {
 	context.AfterFunc(ctx, stop)
 	var code int
 	args := os.Args[2:]
+	switch os.Args[1] {
+	case "build", "run", "compare", "bisect-run", "bench":
+		// Every command keeps sources, images and keys in the cache: check
+		// once that it is this user's own before anything is read from it.
+		if _, err := cache.Open(); err != nil {
+			fmt.Fprintln(os.Stderr, "harness:", err)
+			os.Exit(exitError)
+		}
+	}
 	switch os.Args[1] {
 	case "build":
 		code = cmdBuild(ctx, args)

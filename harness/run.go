@@ -11,6 +11,7 @@ import (
 	"zswaprace/harness/fsutil"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
+	"zswaprace/stress"
 )
 
 // Exit codes of 'harness run'.
@@ -41,12 +42,12 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	dir := outDir(*out, "run")
 	p := newProgress()
-	initrd, keys, exec, err := rf.initramfs(ctx)
+	e, err := newEnv(ctx, rf, cacheDir(), dir, p.Say)
 	if err != nil {
 		printErr(err)
 		return exitError
 	}
-	r := runner.Run(ctx, rf.spec("kernel", 1, *kernelPath, *config, initrd, keys, *widen, dir, exec, p.Say))
+	r := runner.Run(ctx, e.spec("kernel", 1, bootImage{Kernel: *kernelPath, Config: *config, Widen: *widen}, ""))
 	if err := writeJSONFile(filepath.Join(dir, "run.json"), r); err != nil {
 		printErr(err)
 		return exitError
@@ -76,8 +77,8 @@ func printRun(r report.Run) {
 			wb = fmt.Sprint(r.WrittenBackPages)
 		}
 		var classes []string
-		for _, c := range []string{"stale", "foreign", "zeroed", "damaged"} {
-			if n := r.CorruptionsByClass[c]; n > 0 {
+		for _, c := range stress.CorruptionClasses {
+			if n := r.CorruptionsByClass[string(c)]; n > 0 {
 				classes = append(classes, fmt.Sprintf("%s %d", c, n))
 			}
 		}

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"strings"
 	"time"
 
-	"zswaprace/guest/proto"
-	"zswaprace/harness/initramfs"
-	"zswaprace/harness/runner"
 	"zswaprace/harness/vm"
 	"zswaprace/stress"
 )
@@ -42,15 +38,15 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.mem, "mem", 256, "guest memory, MiB")
 	fs.IntVar(&f.cpus, "cpus", 2, "guest CPUs")
 	fs.IntVar(&f.swapMiB, "swap", 512, "swap disk size, MiB")
-	fs.IntVar(&f.workers, "workers", 4, "stress workers")
-	fs.IntVar(&f.mibPerWorker, "mib-per-worker", 96, "memory per worker, MiB")
-	fs.StringVar(&f.mode, "mode", "sweep", "stress mode: sweep, random or mixed")
+	fs.IntVar(&f.workers, "workers", stress.DefaultWorkers, "stress workers")
+	fs.IntVar(&f.mibPerWorker, "mib-per-worker", stress.DefaultMiBPerWorker, "memory per worker, MiB")
+	fs.StringVar(&f.mode, "mode", stress.DefaultMode, "stress mode: sweep, random or mixed")
 	fs.StringVar(&f.zpool, "zpool", "zbud", "zswap zpool (zbud or z3fold write back in 6.1; zsmalloc cannot)")
 	fs.StringVar(&f.compressor, "compressor", "lzo", "zswap compressor")
 	fs.IntVar(&f.maxPool, "max-pool-percent", 20, "zswap max_pool_percent at boot")
-	fs.IntVar(&f.swingLow, "swing-low", 1, "pool controller: low max_pool_percent")
-	fs.IntVar(&f.swingHigh, "swing-high", 20, "pool controller: high max_pool_percent")
-	fs.DurationVar(&f.swingPeriod, "swing-period", time.Second, "pool controller period (0 turns the swing off)")
+	fs.IntVar(&f.swingLow, "swing-low", stress.DefaultSwingLow, "pool controller: low max_pool_percent")
+	fs.IntVar(&f.swingHigh, "swing-high", stress.DefaultSwingHigh, "pool controller: high max_pool_percent")
+	fs.DurationVar(&f.swingPeriod, "swing-period", stress.DefaultSwingPeriodMs*time.Millisecond, "pool controller period (0 turns the swing off)")
 	fs.IntVar(&f.delayUS, "delay-us", -1, "zswap.writeback_delay_us for widened kernels (default 2000 with --widen, else 0)")
 	fs.DurationVar(&f.hangAfter, "hang-after", 0, "silence from the guest that counts as a hang (default 30s, x4 under TCG)")
 	fs.StringVar(&f.workload, "workload", "", "run this host program in the guest instead of the stress workers, e.g. 'stress --vm 1 --vm-bytes 300M'")
@@ -90,57 +86,32 @@ func (f *runFlags) stressConfig() stress.Config {
 	c := stress.Config{
 		Workers: f.workers, MiBPerWorker: f.mibPerWorker, Mode: f.mode,
 		DurationSec: f.duration.Seconds(), StopOnCorruption: false,
-		Swing: stress.Swing{Path: "/sys/module/zswap/parameters/max_pool_percent", Low: f.swingLow, High: f.swingHigh, PeriodMs: int(f.swingPeriod / time.Millisecond)},
+		Swing: stress.Swing{Path: stress.DefaultSwingPath, Low: f.swingLow, High: f.swingHigh, PeriodMs: int(f.swingPeriod / time.Millisecond)},
 	}
 	return c.WithDefaults()
 }
 
+// delay is zswap.writeback_delay_us for a kernel with (widen) or without
+// the race-window instrumentation.
+func (f *runFlags) delay(widen bool) int {
+	switch {
+	case f.delayUS >= 0:
+		return f.delayUS
+	case widen:
+		return defaultDelayUS
+	}
+	return 0
+}
+
+// defaultDelayUS is the widened kernels' default writeback delay.
+const defaultDelayUS = 2000
+
 // kernelCmdline is zswap's set-up plus the instrumentation delay.
 func (f *runFlags) kernelCmdline(widen bool) []string {
-	delay := f.delayUS
-	if delay < 0 {
-		delay = 0
-		if widen {
-			delay = 2000
-		}
-	}
 	c := []string{"zswap.enabled=1", "zswap.zpool=" + f.zpool, "zswap.compressor=" + f.compressor,
 		fmt.Sprintf("zswap.max_pool_percent=%d", f.maxPool)}
-	if delay > 0 {
-		c = append(c, fmt.Sprintf("zswap.writeback_delay_us=%d", delay))
+	if d := f.delay(widen); d > 0 {
+		c = append(c, fmt.Sprintf("zswap.writeback_delay_us=%d", d))
 	}
 	return append(c, strings.Fields(f.cmdline)...)
-}
-
-// spec makes a run spec for one kernel; dir receives its console log.
-func (f *runFlags) spec(variant string, index int, kernelPath, config, initrd string, keys *initramfs.Keys, widen bool, dir string, exec *proto.ExecRequest, say func(string)) runner.Spec {
-	return runner.Spec{
-		Variant: variant, Index: index, Config: config, Keys: keys, Say: say,
-		VM: vm.Config{QEMU: f.qemu, Kernel: kernelPath, Initrd: initrd, MemMiB: f.mem, CPUs: f.cpus,
-			SwapMiB: f.swapMiB, Cmdline: f.kernelCmdline(widen), Dir: dir, Accel: f.accel},
-		Stress:    f.stressConfig(),
-		Exec:      exec,
-		HangAfter: f.hangAfter,
-	}
-}
-
-// initramfs builds the agent's initramfs, with the external workload if any.
-func (f *runFlags) initramfs(ctx context.Context) (string, *initramfs.Keys, *proto.ExecRequest, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return "", nil, nil, err
-	}
-	var extra []initramfs.File
-	var exec *proto.ExecRequest
-	if f.workload != "" {
-		files, argv, err := initramfs.Workload(f.workload)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		extra = files
-		c := f.stressConfig()
-		exec = &proto.ExecRequest{Argv: argv, DurationSec: f.duration.Seconds(), Swing: c.Swing}
-	}
-	path, keys, err := initramfs.Build(ctx, root, cacheDir(), extra)
-	return path, keys, exec, err
 }

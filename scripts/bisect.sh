@@ -3,7 +3,8 @@
 # Checks both ends, measures the bad end's failure rate (which sets the runs
 # per step), runs 'git bisect run' with the harness, and names the culprit.
 # Environment: STEP_DURATION (stress per run, default 60s), MEASURE_RUNS
-# (runs at the bad end, default 3), MISS (chance per step of calling a bad
+# (runs at the bad end; default: run until 2 failures, however long this
+# machine takes, within MEASURE_BUDGET, default 20m), MISS (chance per step of calling a bad
 # commit good, default 0.05), BISECT_FLAGS (more bisect-run flags), OUT.
 set -euo pipefail
 tree=$1 good=$2 bad=$3 widen=${4:-}
@@ -27,21 +28,27 @@ if [ -n "$widen" ] && [ "$widen" != 0 ]; then flags+=(--widen); fi
 # shellcheck disable=SC2206
 flags+=(${BISECT_FLAGS:-})
 
-echo "bisect: checking that the bad end $bad fails (${MEASURE_RUNS:-3} runs)"
-rc=0; "$bin" bisect-run "${flags[@]}" --rev "$bad" --runs "${MEASURE_RUNS:-3}" --measure --rate-file "$out/bad-rate" || rc=$?
-if [ $rc -ne 1 ]; then
-  echo "bisect: the bad end $bad did not fail (step exit $rc): nothing to bisect. Try WIDEN=1 or a longer STEP_DURATION." >&2
-  exit 1
-fi
+measure=(--measure-budget "${MEASURE_BUDGET:-20m}")
+if [ -n "${MEASURE_RUNS:-}" ]; then measure=(--runs "$MEASURE_RUNS"); fi
+echo "bisect: checking that the bad end $bad fails (${MEASURE_RUNS:-until 2 failures} runs)"
+rc=0; "$bin" bisect-run "${flags[@]}" --rev "$bad" "${measure[@]}" --measure --rate-file "$out/bad-rate" || rc=$?
+case $rc in
+  1) ;;
+  0) echo "bisect: the bad end $bad did not fail: nothing to bisect. Try WIDEN=1, a longer MEASURE_BUDGET or STEP_DURATION." >&2; exit 1 ;;
+  125) echo "bisect: the bad end $bad could not be built or booted (exit 125): see the log above" >&2; exit 1 ;;
+  *) echo "bisect: the harness failed at the bad end $bad (exit $rc): see the log above" >&2; exit 1 ;;
+esac
 rate=$(cat "$out/bad-rate")
 echo "bisect: the bad end fails at $rate per hour of stress"
 
 echo "bisect: checking that the good end $good does not fail"
 rc=0; "$bin" bisect-run "${flags[@]}" --rev "$good" --bad-rate "$rate" || rc=$?
-if [ $rc -ne 0 ]; then
-  echo "bisect: the good end $good is not good (step exit $rc): pick an older GOOD" >&2
-  exit 1
-fi
+case $rc in
+  0) ;;
+  1) echo "bisect: the good end $good fails too: pick an older GOOD" >&2; exit 1 ;;
+  125) echo "bisect: the good end $good could not be built, booted or judged (exit 125): see the log above" >&2; exit 1 ;;
+  *) echo "bisect: the harness failed at the good end $good (exit $rc): see the log above" >&2; exit 1 ;;
+esac
 
 git -C "$tree" bisect start "$bad" "$good" >/dev/null
 trap 'git -C "$tree" bisect reset -q >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT

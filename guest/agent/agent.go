@@ -142,16 +142,16 @@ func (s *Server) command(ctx context.Context, ch ssh.Channel, name string) (stat
 	out := &lineWriter{w: ch, onFail: cancel}
 	defer func() {
 		if r := recover(); r != nil {
-			out.send(proto.Message{Type: "error", Error: fmt.Sprintf("agent bug in %q: %v", name, r)})
+			out.send(proto.Message{Type: proto.MsgError, Error: fmt.Sprintf("agent bug in %q: %v", name, r)})
 			status = 2
 		}
 	}()
 	result, err := s.dispatch(ctx, name, ch, out)
 	if err != nil {
-		out.send(proto.Message{Type: "error", Error: err.Error()})
+		out.send(proto.Message{Type: proto.MsgError, Error: err.Error()})
 		return 1
 	}
-	out.send(proto.Message{Type: "result", Result: result})
+	out.send(proto.Message{Type: proto.MsgResult, Result: result})
 	return 0
 }
 
@@ -186,7 +186,7 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 			return nil, fmt.Errorf("bad stress parameters: %w", err)
 		}
 		return s.Stress(ctx, cfg, func(p stress.Progress) {
-			out.send(proto.Message{Type: "progress", Progress: &p})
+			out.send(proto.Message{Type: proto.MsgProgress, Progress: &p})
 		})
 	case proto.CmdExec:
 		var req proto.ExecRequest
@@ -232,7 +232,7 @@ type lineWriter struct {
 func (l *lineWriter) send(m proto.Message) {
 	b, err := json.Marshal(m)
 	if err != nil {
-		b, _ = json.Marshal(proto.Message{Type: "error", Error: "encode: " + err.Error()})
+		b, _ = json.Marshal(proto.Message{Type: proto.MsgError, Error: "encode: " + err.Error()})
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -308,16 +308,16 @@ func RunChild(ctx context.Context, stdin io.Reader, stdout io.Writer) int {
 	out := &lineWriter{w: stdout}
 	var cfg stress.Config
 	if err := json.NewDecoder(stdin).Decode(&cfg); err != nil {
-		out.send(proto.Message{Type: "error", Error: "stress child: bad config: " + err.Error()})
+		out.send(proto.Message{Type: proto.MsgError, Error: "stress child: bad config: " + err.Error()})
 		return 1
 	}
 	rep, err := stress.Run(ctx, cfg, func(p stress.Progress) {
-		out.send(proto.Message{Type: "progress", Progress: &p})
+		out.send(proto.Message{Type: proto.MsgProgress, Progress: &p})
 	})
 	if err != nil {
-		out.send(proto.Message{Type: "error", Error: err.Error()})
+		out.send(proto.Message{Type: proto.MsgError, Error: err.Error()})
 		return 1
 	}
-	out.send(proto.Message{Type: "result", Result: rep})
+	out.send(proto.Message{Type: proto.MsgResult, Result: rep})
 	return 0
 }

@@ -59,7 +59,7 @@ wait:
 		case werr = <-done:
 			break wait
 		case <-tick.C:
-			out.send(proto.Message{Type: "progress", Progress: &stress.Progress{ElapsedSec: time.Since(start).Seconds()}})
+			out.send(proto.Message{Type: proto.MsgProgress, Progress: &stress.Progress{ElapsedSec: time.Since(start).Seconds()}})
 		case <-limit:
 			res.TimedOut = true
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -99,7 +99,7 @@ type tailBuffer struct {
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.out.send(proto.Message{Type: "output", Output: string(p)})
+	t.out.send(proto.Message{Type: proto.MsgOutput, Output: string(p)})
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf.Write(p)

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"sync"
 )
 
@@ -14,17 +15,22 @@ const (
 	maxLine = 64 << 10
 )
 
-// Watcher watches a console log as it is written and signals the first
-// report header, so that a VM runner can react without waiting for the run
-// to end. It is an io.Writer meant to sit behind an io.MultiWriter on
-// QEMU's serial output; it keeps only a few lines, not the log.
+// Watcher watches a console log as it is written and signals every report
+// header as it arrives, so that a VM runner can react without waiting for
+// the run to end. It is an io.Writer meant to sit behind an io.MultiWriter
+// on QEMU's serial output; it keeps only a few lines of the log, and the
+// reports it found.
 //
-// The Report it gives is provisional: it is built from the header alone
-// (Start is final; End, Text and often Function are not, and the title may
-// be less specific, e.g. "kernel BUG at mm/zswap.c" until the RIP line
-// arrives). Keep reading the console for a few seconds, then call Parse on
-// the whole log for the final reports; Parse's first report of an accepted
-// kind starts at the same offset.
+// It keeps watching after a report: a report printed during boot must not
+// hide a crash that comes later. Reports lists them all, Stream delivers
+// them one by one, and First, Found and Report give the first one.
+//
+// The Reports it gives are provisional: each is built from its header alone
+// (Start and Kind are final; End, Text and often Function are not, and the
+// title may be less specific, e.g. "kernel BUG at mm/zswap.c" until the RIP
+// line arrives). Keep reading the console for a few seconds, then call
+// Parse on the whole log for the final reports; Parse's reports of the
+// accepted kinds start at the same offsets, in the same order.
 //
 // Write must be called from one goroutine at a time; the other methods
 // may be called from any goroutine. The zero Watcher accepts every kind.
@@ -35,15 +41,15 @@ type Watcher struct {
 	p       parser
 	pending []byte // an unterminated line
 	off     int    // offset in the stream of pending[0]
-	first   *Report
-	ch      chan Report
-	found   chan struct{}
+	reports []Report
+	changed chan struct{} // closed, and replaced, when a report is added
+	ch      chan Report   // the first report, once
+	found   chan struct{} // closed at the first report
 }
 
-// NewWatcher returns a Watcher that signals the first report of one of the
-// given kinds, or of any kind if none is given. An OOM report's panic never
-// counts as a crash: NewWatcher(Crash, Hang) ignores an OOM that ends the
-// machine.
+// NewWatcher returns a Watcher that signals the reports of the given kinds,
+// or of any kind if none is given. An OOM report's panic never counts as a
+// crash: NewWatcher(Crash, Hang) ignores an OOM that ends the machine.
 func NewWatcher(kinds ...Kind) *Watcher {
 	w := &Watcher{}
 	if len(kinds) > 0 {
@@ -59,6 +65,7 @@ func (w *Watcher) init() {
 	w.once.Do(func() {
 		w.ch = make(chan Report, 1)
 		w.found = make(chan struct{})
+		w.changed = make(chan struct{})
 	})
 }
 
@@ -69,11 +76,10 @@ func (w *Watcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := len(p)
-	for len(p) > 0 && w.first == nil {
+	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.pending = append(w.pending, p...)
-			p = nil
 			if len(w.pending) >= maxLine {
 				w.feed(w.pending)
 				w.pending = w.pending[:0]
@@ -89,7 +95,6 @@ func (w *Watcher) Write(p []byte) (int, error) {
 		w.pending = w.pending[:0]
 		p = p[i+1:]
 	}
-	w.off += len(p) // bytes after the first report are not scanned
 	return n, nil
 }
 
@@ -98,7 +103,7 @@ func (w *Watcher) Flush() {
 	w.init()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.pending) > 0 && w.first == nil {
+	if len(w.pending) > 0 {
 		w.feed(w.pending)
 		w.pending = w.pending[:0]
 	}
@@ -109,15 +114,20 @@ func (w *Watcher) feed(raw []byte) {
 	l := makeLine(raw, w.off)
 	w.off += len(raw)
 	if d := w.p.add(l); d != nil && (w.kinds == nil || w.kinds[d.kind]) {
+		// The parser goes on with its state: the lines that continue this
+		// report (the "invalid opcode" after "kernel BUG at", the panic
+		// after an oops) must not open reports of their own.
 		r := w.p.report(d)
-		w.first = &r
-		w.ch <- r // buffered, sent once: never blocks
-		close(w.found)
-		w.p = parser{}
-		return
+		w.reports = append(w.reports, r)
+		if len(w.reports) == 1 {
+			w.ch <- r // buffered, sent once: never blocks
+			close(w.found)
+		}
+		close(w.changed)
+		w.changed = make(chan struct{})
 	}
 	// Keep the last few lines and the last report, which is all the state
-	// machine looks at.
+	// machine looks at (a report is built as soon as its header is seen).
 	if len(w.p.lines) >= 2*watcherKeep {
 		drop := len(w.p.lines) - watcherKeep
 		w.p.lines = append(w.p.lines[:0], w.p.lines[drop:]...)
@@ -130,7 +140,7 @@ func (w *Watcher) feed(raw []byte) {
 
 // First returns a channel that receives the first report once, as soon as
 // its header line is complete. It is never closed; only one goroutine
-// should receive from it (others can wait on Found).
+// should receive from it (others can wait on Found, or use Stream).
 func (w *Watcher) First() <-chan Report {
 	w.init()
 	return w.ch
@@ -146,10 +156,56 @@ func (w *Watcher) Found() <-chan struct{} {
 func (w *Watcher) Report() (Report, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.first == nil {
+	if len(w.reports) == 0 {
 		return Report{}, false
 	}
-	return *w.first, true
+	return w.reports[0], true
+}
+
+// Reports returns every report seen so far, in the order of the log.
+func (w *Watcher) Reports() []Report {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Report(nil), w.reports...)
+}
+
+// since returns the reports after the first n and a channel closed when
+// another one arrives.
+func (w *Watcher) since(n int) ([]Report, <-chan struct{}) {
+	w.init()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Report(nil), w.reports[n:]...), w.changed
+}
+
+// Stream returns a channel that receives every report in the order of the
+// log, from the first one on (reports seen before Stream was called
+// included), each as soon as its header line is complete. Each caller gets
+// its own channel. It is closed when ctx ends; until then a report waits
+// for its receiver (the Watcher keeps them all, so nothing is lost and
+// Write never blocks).
+func (w *Watcher) Stream(ctx context.Context) <-chan Report {
+	out := make(chan Report)
+	go func() {
+		defer close(out)
+		for n := 0; ; {
+			reps, more := w.since(n)
+			for _, r := range reps {
+				select {
+				case out <- r:
+				case <-ctx.Done():
+					return
+				}
+			}
+			n += len(reps)
+			select {
+			case <-more:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // Written returns how many bytes have been written so far.

@@ -1,8 +1,10 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"math/rand"
 	"strings"
 	"sync"
 	"testing"
@@ -178,5 +180,120 @@ func TestWatcherConcurrent(t *testing.T) {
 	wg.Wait()
 	if r := <-w.First(); r.Title != "general protection fault" {
 		t.Errorf("got %+v", r)
+	}
+}
+
+// A report printed during boot must not blind the Watcher: the crash that
+// comes later is signalled too, in order, and the first stays the first.
+func TestWatcherKeepsWatchingAfterAReport(t *testing.T) {
+	boot := "[    0.500000] smp: Brought up 1 node, 1 CPU\n" +
+		"[    0.900000] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]\n" +
+		"[    0.900100] CPU: 0 PID: 1 Comm: swapper/0 Not tainted 6.1.192-zswaprace #1\n" +
+		"zh-agent: ready on /dev/vport1p1\n"
+	bug := "[   52.043614] ------------[ cut here ]------------\n" +
+		"[   52.043812] kernel BUG at mm/zswap.c:1031!\n" +
+		"[   52.044195] invalid opcode: 0000 [#1] SMP\n" +
+		"[   52.044928] RIP: 0010:zswap_writeback_entry+0x2d8/0x3bc\n" +
+		"[   52.048721] Kernel panic - not syncing: Fatal exception\n"
+	w := NewWatcher(Crash, Hang, OOM)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream := w.Stream(ctx)
+	io.WriteString(w, boot)
+	first := <-stream
+	if first.Kind != Hang || first.Title != "BUG: soft lockup" || first.Start != strings.Index(boot, "[    0.900000]") {
+		t.Fatalf("first report %+v", first)
+	}
+	io.WriteString(w, "[   10.000000] clocksource: Switched to clocksource tsc\n")
+	select {
+	case r := <-stream:
+		t.Fatalf("a clean line gave a report: %+v", r)
+	default:
+	}
+	io.WriteString(w, bug)
+	second := <-stream
+	// One report: the invalid opcode and the panic belong to the BUG.
+	if second.Kind != Crash || second.Title != "kernel BUG at mm/zswap.c" || second.Start != len(boot)+len("[   10.000000] clocksource: Switched to clocksource tsc\n") {
+		t.Errorf("second report %+v", second)
+	}
+	if got := w.Reports(); len(got) != 2 || got[0] != first || got[1] != second {
+		t.Errorf("Reports() = %+v", got)
+	}
+	if r, ok := w.Report(); !ok || r != first {
+		t.Errorf("Report() = %+v, %v; want the first", r, ok)
+	}
+	if r := <-w.First(); r != first {
+		t.Errorf("First() gave %+v", r)
+	}
+	select {
+	case r := <-w.First():
+		t.Errorf("First() gave a second report: %+v", r)
+	default:
+	}
+	// A late subscriber gets everything from the start.
+	late := w.Stream(ctx)
+	if a, b := <-late, <-late; a != first || b != second {
+		t.Errorf("late Stream gave %+v, %+v", a, b)
+	}
+	cancel()
+	for range stream { // closed once ctx ends
+	}
+	for range late {
+	}
+}
+
+// However the log is cut into writes, the Watcher finds every report Parse
+// finds, at the same offset and of the same kind, in the same order.
+func TestWatcherFindsWhatParseFinds(t *testing.T) {
+	rnd := rand.New(rand.NewSource(2))
+	for _, path := range corpusFiles(t) {
+		f, err := readCorpus(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for _, kinds := range [][]Kind{nil, {Crash, Hang, OOM}} {
+			var want []string
+			for _, r := range Parse(f.body) {
+				if kinds == nil || r.Kind != Warning {
+					want = append(want, fmt.Sprintf("%s@%d", r.Kind, r.Start))
+				}
+			}
+			w := NewWatcher(kinds...)
+			for p := f.body; len(p) > 0; {
+				n := min(1+rnd.Intn(300), len(p))
+				w.Write(p[:n])
+				p = p[n:]
+			}
+			w.Flush()
+			var got []string
+			for _, r := range w.Reports() {
+				got = append(got, fmt.Sprintf("%s@%d", r.Kind, r.Start))
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("%s %v: watcher found %v, Parse %v", path, kinds, got, want)
+			}
+		}
+	}
+}
+
+// Stream's goroutine neither blocks Write nor outlives its context.
+func TestWatcherStreamDoesNotBlockWrite(t *testing.T) {
+	w := NewWatcher()
+	ctx, cancel := context.WithCancel(context.Background())
+	stream := w.Stream(ctx)
+	for i := 0; i < 50; i++ { // nobody reads the stream meanwhile
+		fmt.Fprintf(w, "[%5d.000000] BUG: kernel NULL pointer dereference, address: 0000000000000008\n", i)
+	}
+	if n := len(w.Reports()); n != 50 {
+		t.Errorf("%d reports, want 50", n)
+	}
+	for i := 0; i < 50; i++ {
+		if r := <-stream; r.Kind != Crash {
+			t.Fatalf("report %d: %+v", i, r)
+		}
+	}
+	cancel()
+	if _, ok := <-stream; ok {
+		t.Error("stream delivered after its context ended")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,7 @@ type Image struct {
 	Kernel  string  `json:"kernel"` // bzImage
 	Config  string  `json:"config"` // the resolved .config
 	Key     string  `json:"key"`
+	SHA256  string  `json:"sha256,omitempty"` // of Kernel, recorded when it was built
 	Cached  bool    `json:"cached"`
 	Seconds float64 `json:"seconds"`
 	Log     string  `json:"log,omitempty"`
@@ -135,8 +137,7 @@ func (p *Plan) say(format string, args ...any) {
 func (p *Plan) build(ctx context.Context, v Variant) (*Image, error) {
 	key := p.Key(v)
 	imgDir := filepath.Join(p.Cache, "images", key)
-	if img, ok := cachedImage(imgDir, v.Name); ok {
-		p.say("%s kernel: cached %s", v.Name, img.Kernel)
+	if img, ok := p.cached(imgDir, v.Name, key); ok {
 		return img, nil
 	}
 	start := time.Now()
@@ -161,34 +162,114 @@ func (p *Plan) BuildIn(ctx context.Context, v Variant, tree string) (*Image, err
 	defer unlock()
 	key := p.Key(v)
 	imgDir := filepath.Join(p.Cache, "images", key)
-	if img, ok := cachedImage(imgDir, v.Name); ok {
-		p.say("%s kernel: cached %s", v.Name, img.Kernel)
+	if img, ok := p.cached(imgDir, v.Name, key); ok {
 		return img, nil
 	}
 	return p.compile(ctx, v.Name, tree, key, imgDir, time.Now())
 }
 
-func cachedImage(imgDir, name string) (*Image, bool) {
-	b, err := os.ReadFile(filepath.Join(imgDir, "image.json"))
+// cached returns the image cached in imgDir when there is a sound one,
+// and says why it rebuilds when there is one that is not.
+func (p *Plan) cached(imgDir, name, key string) (*Image, bool) {
+	img, err := cachedImage(imgDir, name, key)
 	if err != nil {
+		p.say("%s kernel: not using the cached image in %s: %v; rebuilding", name, imgDir, err)
 		return nil, false
+	}
+	if img == nil {
+		return nil, false
+	}
+	p.say("%s kernel: cached %s", name, img.Kernel)
+	return img, true
+}
+
+// cachedImage returns the image cached in imgDir, nil when there is none,
+// or an error saying why the one there must not be booted: its image.json
+// is unreadable or for another key, or its bzImage is empty, lacks the x86
+// boot header, or is not the file whose sha256 was recorded when it was
+// built. The paths are always imgDir's own, whatever image.json says.
+func cachedImage(imgDir, name, key string) (*Image, error) {
+	b, err := os.ReadFile(filepath.Join(imgDir, "image.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	var img Image
-	if json.Unmarshal(b, &img) != nil {
-		return nil, false
+	if err := json.Unmarshal(b, &img); err != nil {
+		return nil, fmt.Errorf("image.json: %v", err)
+	}
+	if img.Key != key {
+		return nil, fmt.Errorf("image.json is for key %q", img.Key)
+	}
+	if img.SHA256 == "" {
+		return nil, errors.New("no sha256 recorded (built by an older harness)")
+	}
+	img.Kernel, img.Config = filepath.Join(imgDir, "bzImage"), filepath.Join(imgDir, "config")
+	if err := checkBzImage(img.Kernel, img.SHA256); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(img.Config); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("config missing: %v", err)
 	}
 	img.Cached, img.Variant = true, name
-	return &img, true
+	return &img, nil
+}
+
+// bootMagic is the x86 boot protocol's header signature, at hdrOffset in a
+// bzImage.
+const (
+	bootMagic = "HdrS"
+	hdrOffset = 0x202
+)
+
+// checkBzImage checks that path is a non-empty regular file with the x86
+// boot header whose sha256 is sum.
+func checkBzImage(path, sum string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || st.Size() == 0 {
+		return fmt.Errorf("%s is empty or not a regular file", path)
+	}
+	hdr := make([]byte, hdrOffset+len(bootMagic))
+	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[hdrOffset:]) != bootMagic {
+		return fmt.Errorf("%s has no x86 boot header (%q at 0x%x)", path, bootMagic, hdrOffset)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("%s has sha256 %.16s…, not the %.16s… recorded when it was built", path, got, sum)
+	}
+	return nil
 }
 
 // compile configures and builds tree/o and stores the image.
 func (p *Plan) compile(ctx context.Context, name, tree, key, imgDir string, start time.Time) (*Image, error) {
-	obj := filepath.Join(tree, "o")
+	obj, err := inTree(tree, "o")
+	if err != nil {
+		return nil, fault.New(fault.Infra, "build", err)
+	}
 	if err := os.MkdirAll(obj, 0o755); err != nil {
 		return nil, fault.New(fault.Infra, "build", err)
 	}
-	logPath := filepath.Join(tree, "build.log")
-	logf, err := os.Create(logPath)
+	logPath, err := inTree(tree, "build.log")
+	if err != nil {
+		return nil, fault.New(fault.Infra, "build log", err)
+	}
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, fault.New(fault.Infra, "build log", err)
 	}
@@ -216,7 +297,7 @@ func (p *Plan) compile(ctx context.Context, name, tree, key, imgDir string, star
 // may be the user's) is never modified.
 func (p *Plan) prepareTree(ctx context.Context) (string, error) {
 	tree := filepath.Join(p.Cache, "trees", p.treeKey())
-	if _, err := os.Stat(filepath.Join(tree, ".zswaprace-ready")); err == nil {
+	if _, err := os.Stat(filepath.Join(tree, readyMark)); err == nil {
 		return tree, nil
 	}
 	os.RemoveAll(tree)
@@ -234,15 +315,22 @@ func (p *Plan) prepareTree(ctx context.Context) (string, error) {
 			return "", fault.Newf(fault.Infra, "copy source", "%v: %s %s", err2, out, out2)
 		}
 	}
-	os.RemoveAll(filepath.Join(tree, "o"))
-	if err := os.WriteFile(filepath.Join(tree, ".zswaprace-ready"), nil, 0o644); err != nil {
+	if obj, err := inTree(tree, "o"); err == nil {
+		os.RemoveAll(obj)
+	}
+	if err := writeTree(tree, readyMark, nil, 0o644); err != nil {
 		return "", fault.New(fault.Infra, "tree", err)
 	}
 	return tree, nil
 }
 
-// dirtyList records which files of the tree differ from the pristine source.
-const dirtyList = ".zswaprace-dirty"
+// dirtyList records which files of the tree differ from the pristine
+// source, one a line; readyMark says the tree is complete. A patch may name
+// neither (checkReserved).
+const (
+	dirtyList = ".zswaprace-dirty"
+	readyMark = ".zswaprace-ready"
+)
 
 // switchTo brings the tree to the variant's state: every file an earlier
 // variant patched is restored from the pristine source, then the variant's
@@ -250,9 +338,12 @@ const dirtyList = ".zswaprace-dirty"
 // recompiles exactly them.
 func (p *Plan) switchTo(ctx context.Context, tree string, v Variant) error {
 	b, _ := os.ReadFile(filepath.Join(tree, dirtyList))
-	for _, f := range strings.Fields(string(b)) {
-		if err := restore(filepath.Join(p.Source.Dir, f), filepath.Join(tree, f)); err != nil {
-			return fault.New(fault.Infra, "restore "+f, err)
+	for _, f := range strings.Split(string(b), "\n") {
+		if f == "" {
+			continue
+		}
+		if err := restore(p.Source.Dir, tree, f); err != nil {
+			return fault.Newf(fault.Infra, "restore "+f, "%v (the tree cannot be brought back to the source: remove %s and run again)", err, tree)
 		}
 	}
 	var dirty []string
@@ -261,7 +352,7 @@ func (p *Plan) switchTo(ctx context.Context, tree string, v Variant) error {
 	}
 	// Written before patching: a patch that fails halfway leaves files that
 	// the next switch must restore.
-	if err := os.WriteFile(filepath.Join(tree, dirtyList), []byte(strings.Join(dirty, "\n")+"\n"), 0o644); err != nil {
+	if err := writeTree(tree, dirtyList, []byte(strings.Join(dirty, "\n")+"\n"), 0o644); err != nil {
 		return fault.New(fault.Infra, "tree", err)
 	}
 	for _, s := range v.Steps {
@@ -277,32 +368,19 @@ func (p *Plan) switchTo(ctx context.Context, tree string, v Variant) error {
 	return nil
 }
 
-// restore replaces dst with a fresh copy of src (or removes it when src does
-// not exist), never writing through a hard link, and gives it a new time.
-func restore(src, dst string) error {
-	data, err := os.ReadFile(src)
-	if os.IsNotExist(err) {
-		if err := os.Remove(dst); err != nil && !os.IsNotExist(err) {
-			return err
-		}
-		return nil
+// restore replaces the file rel of tree with a fresh copy of it from the
+// source tree src (or removes it when src lacks it), never writing through
+// a hard link, and gives it a new time. Both paths are checked (inTree):
+// rel comes from a patch, by way of the dirty list.
+func restore(src, tree, rel string) error {
+	data, st, err := readTree(src, rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return removeTree(tree, rel)
 	}
 	if err != nil {
 		return err
 	}
-	st, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp := dst + ".zswaprace-tmp"
-	if err := os.WriteFile(tmp, data, st.Mode().Perm()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, dst)
+	return writeTree(tree, rel, data, st.Mode().Perm())
 }
 
 // configure writes tinyconfig plus the fragments, resolves it, and fails if
@@ -316,7 +394,7 @@ func (p *Plan) configure(ctx context.Context, name string, tree string, logf io.
 	if err != nil {
 		return fault.New(fault.Build, name+" kernel: config", err)
 	}
-	if err := os.WriteFile(cfgPath, []byte(Merge(string(base), p.Fragments)), 0o644); err != nil {
+	if err := writeTree(tree, "o/.config", []byte(Merge(string(base), p.Fragments)), 0o644); err != nil {
 		return fault.New(fault.Infra, "write config", err)
 	}
 	if err := p.runMake(ctx, tree, logf, nil, "olddefconfig"); err != nil {
@@ -446,12 +524,15 @@ func (p *Plan) store(name, key, tree, imgDir string) (*Image, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, fault.New(fault.Infra, "image cache", err)
 	}
+	sums := map[string]string{}
 	for src, dst := range map[string]string{"o/arch/x86/boot/bzImage": "bzImage", "o/.config": "config"} {
-		if err := copyFile(filepath.Join(tree, src), filepath.Join(tmp, dst)); err != nil {
+		sum, err := copyFile(filepath.Join(tree, src), filepath.Join(tmp, dst))
+		if err != nil {
 			return nil, fault.New(fault.Infra, "image cache", err)
 		}
+		sums[dst] = sum
 	}
-	img := &Image{Variant: name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key}
+	img := &Image{Variant: name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key, SHA256: sums["bzImage"]}
 	b, _ := json.MarshalIndent(img, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "image.json"), b, 0o644); err != nil {
 		return nil, fault.New(fault.Infra, "image cache", err)
@@ -463,19 +544,21 @@ func (p *Plan) store(name, key, tree, imgDir string) (*Image, error) {
 	return img, nil
 }
 
-func copyFile(src, dst string) error {
+// copyFile copies src to dst and returns the sha256 of what it copied.
+func copyFile(src, dst string) (string, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer in.Close()
 	out, err := os.Create(dst)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
 		out.Close()
-		return err
+		return "", err
 	}
-	return out.Close()
+	return hex.EncodeToString(h.Sum(nil)), out.Close()
 }

@@ -61,7 +61,11 @@ func tree(t *testing.T, content string) string {
 }
 
 func TestDetect(t *testing.T) {
-	p := &Patch{Path: "fix.patch", Data: []byte(fixPatch), Files: PatchFiles([]byte(fixPatch))}
+	files, err := PatchFiles([]byte(fixPatch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Patch{Path: "fix.patch", Data: []byte(fixPatch), Files: files}
 	if diff := cmp.Diff([]string{"mm/z.c"}, p.Files); diff != "" {
 		t.Errorf("PatchFiles (-want +got):\n%s", diff)
 	}

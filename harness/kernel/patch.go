@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"zswaprace/harness/fault"
@@ -38,33 +39,303 @@ func ReadPatch(path string) (*Patch, error) {
 	if err != nil {
 		return nil, fault.New(fault.Usage, "read patch", err)
 	}
-	files := PatchFiles(b)
+	files, err := PatchFiles(b)
+	if err != nil {
+		return nil, fault.Newf(fault.Usage, "read patch", "%s: %v", path, err)
+	}
 	if len(files) == 0 {
-		return nil, fault.Newf(fault.Usage, "read patch", "%s has no unified diff (no +++ lines)", path)
+		return nil, fault.Newf(fault.Usage, "read patch", "%s has no unified diff (no --- and +++ file headers)", path)
 	}
 	return &Patch{Path: path, Data: b, Files: files}, nil
 }
 
-var plusFile = regexp.MustCompile(`(?m)^\+\+\+ (\S+)`)
+var hunkHeader = regexp.MustCompile(`^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@`)
 
-// PatchFiles returns the files a -p1 patch touches.
-func PatchFiles(data []byte) []string {
+// PatchFiles returns the files a -p1 patch touches, relative to the tree
+// root: every name GNU patch could take from the file headers ("--- " and
+// "+++ " lines, "diff --git" lines and git's rename and copy lines), which
+// are read only outside hunks. A hunk's lines are its content whatever they
+// look like ("+++ b/x" in a hunk adds the line "++ b/x"); where a hunk ends
+// comes from the line counts of its "@@ -a,b +c,d @@" header. A file name
+// that is absolute, has a ".." component, has spaces or control characters,
+// names one of the harness's own files in a tree (o/, .zswaprace-*,
+// build.log) or that the patch makes a symbolic link is an error that says
+// which line, which name and why.
+func PatchFiles(data []byte) ([]string, error) {
 	var files []string
 	seen := map[string]bool{}
-	for _, m := range plusFile.FindAllSubmatch(data, -1) {
-		p := string(m[1])
-		if p == "/dev/null" {
+	add := func(n int, raw string, strip bool) error {
+		if raw == "/dev/null" {
+			return nil
+		}
+		if err := checkPatchName(raw); err != nil {
+			return fmt.Errorf("line %d: file name %q %v", n, raw, err)
+		}
+		name := raw
+		if strip {
+			// -p1, as GNU patch strips: up to the first run of slashes.
+			// A name without a slash gives GNU patch no name at all.
+			i := strings.IndexByte(raw, '/')
+			if i < 0 {
+				return nil
+			}
+			name = strings.TrimLeft(raw[i+1:], "/")
+			if name == "" {
+				return nil
+			}
+		}
+		name = filepath.Clean(name)
+		if name == "." {
+			return fmt.Errorf("line %d: file name %q names the tree itself", n, raw)
+		}
+		if err := checkPatchName(name); err != nil {
+			return fmt.Errorf("line %d: file name %q %v", n, raw, err)
+		}
+		if err := checkReserved(name); err != nil {
+			return fmt.Errorf("line %d: file name %q %v", n, raw, err)
+		}
+		if !seen[name] {
+			seen[name] = true
+			files = append(files, name)
+		}
+		return nil
+	}
+	lines := strings.Split(string(data), "\n")
+	oldLeft, newLeft := 0, 0 // lines still to come in the current hunk
+	inGit := false           // in a "diff --git" header, before its first hunk
+	hunkNext := false        // a hunk may start here: after headers or a hunk
+	for i := 0; i < len(lines); i++ {
+		n, l := i+1, strings.TrimSuffix(lines[i], "\r")
+		if oldLeft > 0 || newLeft > 0 {
+			switch {
+			case l == "" || l[0] == ' ':
+				oldLeft--
+				newLeft--
+			case l[0] == '-':
+				oldLeft--
+			case l[0] == '+':
+				newLeft--
+			case l[0] == '\\': // "\ No newline at end of file"
+			default:
+				return nil, fmt.Errorf("line %d: the hunk ends early (%d old and %d new lines missing): the patch is truncated or mangled", n, max(oldLeft, 0), max(newLeft, 0))
+			}
+			if oldLeft < 0 || newLeft < 0 {
+				return nil, fmt.Errorf("line %d: the hunk has more lines than its header says: the patch is mangled", n)
+			}
 			continue
 		}
-		if _, rest, ok := strings.Cut(p, "/"); ok {
-			p = rest
-		}
-		if !seen[p] {
-			seen[p] = true
-			files = append(files, p)
+		switch {
+		case strings.HasPrefix(l, "@@ "):
+			if !hunkNext {
+				continue // not after a file header: not a hunk to GNU patch either
+			}
+			m := hunkHeader.FindStringSubmatch(l)
+			if m == nil {
+				return nil, fmt.Errorf("line %d: cannot read the hunk header %q", n, l)
+			}
+			oldLeft, newLeft = hunkLen(m[2]), hunkLen(m[4])
+			if oldLeft == 0 && newLeft == 0 {
+				return nil, fmt.Errorf("line %d: empty hunk %q", n, l)
+			}
+			inGit = false
+		case strings.HasPrefix(l, "diff --git "):
+			a, b, err := gitNames(strings.TrimPrefix(l, "diff --git "))
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %v", n, err)
+			}
+			for _, name := range []string{a, b} {
+				if err := add(n, name, true); err != nil {
+					return nil, err
+				}
+			}
+			inGit, hunkNext = true, false
+		case inGit && hasAnyPrefix(l, "rename from ", "rename to ", "copy from ", "copy to "):
+			// Git writes these names without the a/ and b/ prefixes.
+			_, rest, _ := strings.Cut(l, " ")
+			_, rest, _ = strings.Cut(rest, " ")
+			name, err := parseName(rest)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %v", n, err)
+			}
+			if err := add(n, name, false); err != nil {
+				return nil, err
+			}
+		case inGit && hasAnyPrefix(l, "new file mode 120000", "new mode 120000"):
+			return nil, fmt.Errorf("line %d: the patch makes a symbolic link, which the harness does not apply", n)
+		case strings.HasPrefix(l, "***************"):
+			return nil, fmt.Errorf("line %d: a context diff: the harness takes unified diffs only (diff -u, git diff, git format-patch)", n)
+		case strings.HasPrefix(l, "--- ") && i+1 < len(lines) && strings.HasPrefix(lines[i+1], "+++ "):
+			for _, h := range []string{l, strings.TrimSuffix(lines[i+1], "\r")} {
+				name, err := parseName(h[4:])
+				if err != nil {
+					return nil, fmt.Errorf("line %d: %v", n, err)
+				}
+				if err := add(n, name, true); err != nil {
+					return nil, err
+				}
+				n++
+			}
+			i++
+			hunkNext = true
+		case strings.HasPrefix(l, "+++ "):
+			// GNU patch takes a lone +++ name too.
+			name, err := parseName(l[4:])
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %v", n, err)
+			}
+			if err := add(n, name, true); err != nil {
+				return nil, err
+			}
+			hunkNext = true
+		case inGit, strings.HasPrefix(l, "\\"):
+			// git's other extended header lines (index, mode, similarity),
+			// or "\ No newline at end of file" after a hunk's last line
+		default:
+			hunkNext = false
 		}
 	}
-	return files
+	if oldLeft > 0 || newLeft > 0 {
+		return nil, fmt.Errorf("the last hunk ends early (%d old and %d new lines missing): the patch is truncated", oldLeft, newLeft)
+	}
+	return files, nil
+}
+
+// hunkLen is a hunk header's line count: absent means 1.
+func hunkLen(s string) int {
+	if s == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 1 << 30 // absurd: the hunk runs to the end and is reported
+	}
+	return n
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseName reads the file name at the start of a header's text: a
+// C-quoted name as git writes unusual ones ("a/f\303\251"), or else the
+// text up to the first blank (a tab and a time stamp may follow).
+func parseName(s string) (string, error) {
+	if strings.HasPrefix(s, `"`) {
+		name, _, err := unquoteC(s)
+		return name, err
+	}
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
+		s = s[:i]
+	}
+	if s == "" {
+		return "", errors.New("a file header without a file name")
+	}
+	return s, nil
+}
+
+// gitNames reads the two names of a "diff --git a/X b/Y" line.
+func gitNames(s string) (a, b string, err error) {
+	if strings.HasPrefix(s, `"`) {
+		a, n, err := unquoteC(s)
+		if err != nil {
+			return "", "", err
+		}
+		s = strings.TrimLeft(s[n:], " ")
+		b, err := parseName(s)
+		return a, b, err
+	}
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		if i := strings.Index(s, ` "`); i >= 0 {
+			b, _, err := unquoteC(s[i+1:])
+			return s[:i], b, err
+		}
+		return "", "", fmt.Errorf("cannot read the file names of \"diff --git %s\" (file names with spaces are not supported)", s)
+	}
+	return f[0], f[1], nil
+}
+
+// unquoteC reads a C-quoted string as git writes file names, returning it
+// and the number of bytes of s it took.
+func unquoteC(s string) (string, int, error) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			return b.String(), i + 1, nil
+		case c != '\\':
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			break
+		}
+		switch c := s[i]; c {
+		case 'a':
+			b.WriteByte('\a')
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'v':
+			b.WriteByte('\v')
+		case '\\', '"':
+			b.WriteByte(c)
+		default:
+			if c < '0' || c > '3' || i+2 >= len(s) {
+				return "", 0, fmt.Errorf("bad escape in the quoted file name %s", s)
+			}
+			v, err := strconv.ParseUint(s[i:i+3], 8, 8)
+			if err != nil {
+				return "", 0, fmt.Errorf("bad escape in the quoted file name %s", s)
+			}
+			b.WriteByte(byte(v))
+			i += 2
+		}
+	}
+	return "", 0, fmt.Errorf("unterminated quoted file name %s", s)
+}
+
+// checkPatchName says what is wrong with a file name from a patch, as the
+// end of a sentence that starts with the name.
+func checkPatchName(name string) error {
+	if filepath.IsAbs(name) {
+		return errors.New("is an absolute path, outside the source tree")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return errors.New(`has a ".." component: it would lead outside the source tree`)
+		}
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("has spaces or control characters")
+		}
+	}
+	return nil
+}
+
+// checkReserved refuses the names of the harness's own files in a tree:
+// a patch that wrote them could steer the next variant switch.
+func checkReserved(name string) error {
+	top, _, _ := strings.Cut(name, "/")
+	if top == "o" || top == "build.log" || strings.HasPrefix(top, ".zswaprace") {
+		return fmt.Errorf("names %s, which the harness keeps in its trees (object directory, build log, tree state)", top)
+	}
+	return nil
 }
 
 // patchArgs: no fuzz, so a patch that is already in the tree is never applied
@@ -130,21 +401,20 @@ func DetectAfter(ctx context.Context, dir string, p *Patch, before []*Patch) (Di
 		return "", fault.New(fault.Infra, "detect patch direction", err)
 	}
 	defer os.RemoveAll(tmp)
-	files := append([]string{}, p.Files...)
-	for _, b := range before {
-		files = append(files, b.Files...)
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			continue // a file the patch creates
-		}
-		dst := filepath.Join(tmp, f)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return "", fault.New(fault.Infra, "detect patch direction", err)
-		}
-		if err := os.WriteFile(dst, data, 0o644); err != nil {
-			return "", fault.New(fault.Infra, "detect patch direction", err)
+	for _, q := range append([]*Patch{p}, before...) {
+		for _, f := range q.Files {
+			// The names come from the patch: both the read from dir and
+			// the write into the scratch copy are checked.
+			if _, err := inTree(dir, f); err != nil {
+				return "", fault.Newf(fault.Usage, "patch "+q.Path, "%v", err)
+			}
+			data, _, err := readTree(dir, f)
+			if err != nil {
+				continue // a file the patch creates
+			}
+			if err := writeTree(tmp, f, data, 0o644); err != nil {
+				return "", fault.New(fault.Infra, "detect patch direction", err)
+			}
 		}
 	}
 	for _, b := range before {

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"zswaprace/harness/cache"
 	"zswaprace/harness/fault"
 )
 
@@ -55,12 +56,17 @@ const minFreeBytes = 3 << 30
 
 // Resolve finds or prepares the source named by spec: "debian:6.1",
 // "debian:6.12", "git:PATH@REV", or a directory holding a kernel tree.
-func Resolve(ctx context.Context, spec, cache string, say func(string)) (*Source, error) {
+func Resolve(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
 	switch {
-	case strings.HasPrefix(spec, "debian:"):
-		return debianSource(ctx, spec, cache, say)
-	case strings.HasPrefix(spec, "git:"):
-		return gitSource(ctx, spec, cache, say)
+	case strings.HasPrefix(spec, "debian:"), strings.HasPrefix(spec, "git:"):
+		// These unpack into the cache: check it is the user's own first.
+		if err := cache.Ensure(cacheDir); err != nil {
+			return nil, fault.New(fault.Infra, "cache", err)
+		}
+		if strings.HasPrefix(spec, "git:") {
+			return gitSource(ctx, spec, cacheDir, say)
+		}
+		return debianSource(ctx, spec, cacheDir, say)
 	}
 	st, err := os.Stat(spec)
 	if err != nil || !st.IsDir() {
@@ -86,7 +92,7 @@ func isKernelTree(dir string) bool {
 	return true
 }
 
-func debianSource(ctx context.Context, spec, cache string, say func(string)) (*Source, error) {
+func debianSource(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
 	ver := strings.TrimPrefix(spec, "debian:")
 	if ver != "6.1" && ver != "6.12" {
 		return nil, fault.Newf(fault.Usage, "source", "unknown source %q: Debian sources are debian:6.1 and debian:6.12", spec)
@@ -113,8 +119,8 @@ func debianSource(ctx context.Context, spec, cache string, say func(string)) (*S
 		return nil, fault.New(fault.Infra, "source "+spec, err)
 	}
 	id := fmt.Sprintf("debian-%s-%s-%d", ver, strings.TrimSpace(string(pv)), st.Size())
-	dir := filepath.Join(cache, "src", id)
-	if err := unpackOnce(dir, func(tmp string) error {
+	dir := filepath.Join(cacheDir, "src", id)
+	if err := unpackOnce(dir, say, func(tmp string) error {
 		say(fmt.Sprintf("unpacking %s into %s", tarball, dir))
 		cmd := exec.CommandContext(ctx, "tar", "-xf", tarball, "-C", tmp)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -127,7 +133,7 @@ func debianSource(ctx context.Context, spec, cache string, say func(string)) (*S
 	return &Source{Spec: spec, Dir: filepath.Join(dir, pkg), ID: id}, nil
 }
 
-func gitSource(ctx context.Context, spec, cache string, say func(string)) (*Source, error) {
+func gitSource(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
 	repo, rev, ok := strings.Cut(strings.TrimPrefix(spec, "git:"), "@")
 	if !ok || repo == "" || rev == "" {
 		return nil, fault.Newf(fault.Usage, "source", "git source %q: want git:PATH@REV", spec)
@@ -138,8 +144,8 @@ func gitSource(ctx context.Context, spec, cache string, say func(string)) (*Sour
 	}
 	commit := strings.TrimSpace(string(out))
 	id := "git-" + commit
-	dir := filepath.Join(cache, "src", id)
-	if err := unpackOnce(dir, func(tmp string) error {
+	dir := filepath.Join(cacheDir, "src", id)
+	if err := unpackOnce(dir, say, func(tmp string) error {
 		say(fmt.Sprintf("exporting %s at %.12s", repo, commit))
 		cmd := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", repo, commit, tmp)
 		// Stop git and tar too, not just the shell.
@@ -159,20 +165,44 @@ func gitSource(ctx context.Context, spec, cache string, say func(string)) (*Sour
 }
 
 // unpackOnce fills dir through fill(tmp) and a rename, so an interrupted
-// unpack never looks finished.
-func unpackOnce(dir string, fill func(tmp string) error) error {
+// unpack never looks finished. One unpack of a source runs at a time, in
+// this process and others (a lock file next to dir): a second waits and
+// then finds dir done. Each fills its own scratch directory all the same,
+// and a rename that finds dir already there counts as done.
+func unpackOnce(dir string, say func(string), fill func(tmp string) error) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	parent, base := filepath.Split(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fault.New(fault.Infra, "cache", err)
 	}
-	if err := CheckFree(filepath.Dir(dir), minFreeBytes); err != nil {
+	unlock, err := cache.LockFile(dir+".lock", say)
+	if err != nil {
+		return fault.New(fault.Infra, "cache", err)
+	}
+	defer unlock()
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	// Scratch directories of unpacks that were interrupted: with the lock
+	// held, nobody is filling them.
+	if ents, err := os.ReadDir(parent); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), base+".tmp") {
+				os.RemoveAll(filepath.Join(parent, e.Name()))
+			}
+		}
+	}
+	if err := CheckFree(parent, minFreeBytes); err != nil {
 		return err
 	}
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	tmp, err := os.MkdirTemp(parent, base+".tmp-")
+	if err != nil {
+		return fault.New(fault.Infra, "cache", err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
 		return fault.New(fault.Infra, "cache", err)
 	}
 	if err := fill(tmp); err != nil {
@@ -180,6 +210,10 @@ func unpackOnce(dir string, fill func(tmp string) error) error {
 		return fault.New(fault.Infra, "unpack source", err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		if _, serr := os.Stat(dir); serr == nil {
+			return nil // another unpack finished first
+		}
 		return fault.New(fault.Infra, "unpack source", err)
 	}
 	return nil

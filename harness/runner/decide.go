@@ -34,13 +34,20 @@ type observed struct {
 	interrupted bool
 	elapsed     float64 // host seconds since the workload started
 	crashAt     float64 // host seconds at the first crash line; 0 if none seen live
+	warnAt      float64 // host seconds at the first WARNING; 0 if none seen live
 	qemuStderr  string
 }
 
 // decide turns what was observed into the run's outcome. Kernel failures
-// (corruption, crash, hang) are only claimed on evidence; a run that cannot
-// show that zswap wrote back proves nothing; OOM is a mis-sized run; what is
-// left unexplained is the harness's or the host's problem.
+// (corruption, crash, hang, warning) are only claimed on evidence; a run
+// that cannot show that zswap wrote back proves nothing; OOM is a mis-sized
+// run; what is left unexplained is the harness's or the host's problem.
+//
+// Corruption comes first: the workload counts corrupt pages while the
+// kernel lives, so a corruption is always older than the crash or hang that
+// may follow it, and it is the race's own evidence. Then a crash, an OOM
+// (never the kernel's failure), a hang, and a WARNING printed during the
+// workload, the only one of them after which the workload can finish.
 func decide(o observed) report.Run {
 	r := o.run
 	r.WrittenBackPages = -1
@@ -63,22 +70,22 @@ func decide(o observed) report.Run {
 		fillResult(&r, o)
 	}
 
-	var crashes, hangs, ooms []console.Report
+	var crashes, hangs, ooms, warnings []console.Report
 	for _, rep := range console.Parse(o.log) {
-		if rep.Start < o.offset {
+		before := rep.Start < o.offset
+		r.Reports = append(r.Reports, kernelReport(rep, before))
+		switch {
+		case before:
 			// Not the workload's doing: reported, not counted.
-			r.CrashTitles = append(r.CrashTitles, rep.Title+" (before the workload started)")
+			r.CrashTitles = append(r.CrashTitles, rep.Title+beforeWorkload)
 			continue
-		}
-		switch rep.Kind {
-		case console.OOM:
+		case rep.Kind == console.OOM:
 			ooms = append(ooms, rep)
-		case console.Hang:
+		case rep.Kind == console.Hang:
 			hangs = append(hangs, rep)
-		case console.Warning:
-			// A WARNING is reported but does not fail the run: the kernel
-			// carries on, and warnings unrelated to the race are common.
-			r.CrashTitles = append(r.CrashTitles, rep.Title+" (warning, not counted)")
+		case rep.Kind == console.Warning:
+			warnings = append(warnings, rep)
+			r.CrashTitles = append(r.CrashTitles, rep.Title+" (warning)")
 			continue
 		default:
 			crashes = append(crashes, rep)
@@ -93,12 +100,15 @@ func decide(o observed) report.Run {
 		case slices.Contains(o.events, "GUEST_PANICKED"):
 			title = "kernel panic (pvpanic; no report on the console)"
 		case !o.finished && slices.Contains(o.events, "SHUTDOWN(guest-reset)") &&
-			!bytes.Contains(o.log, []byte("zh-agent: shutting down")) && !bytes.Contains(o.log, []byte("zh-agent: fatal")):
+			!bytes.Contains(o.log, []byte(proto.ConsoleShuttingDown)) && !bytes.Contains(o.log, []byte(proto.ConsoleFatal)):
 			title = "guest reset itself mid-run with no report on the console (triple fault or emergency restart)"
 		}
 		if title != "" {
+			// Recorded as a report too, so that every crash has one.
+			rep := console.Report{Kind: console.Crash, Title: title}
+			r.Reports = append(r.Reports, kernelReport(rep, false))
 			r.CrashTitles = append(r.CrashTitles, title)
-			crashes = append(crashes, console.Report{Kind: console.Crash, Title: title})
+			crashes = append(crashes, rep)
 		}
 	}
 
@@ -107,17 +117,31 @@ func decide(o observed) report.Run {
 			r.FirstFailureSeconds = &sec
 		}
 	}
-	crashSec := o.elapsed
+	// Seen live if it was, else the kernel died at the latest when the
+	// run ended.
+	crashSec, warnSec := o.elapsed, o.elapsed
 	if o.crashAt > 0 {
 		crashSec = o.crashAt
 	}
+	if o.warnAt > 0 {
+		warnSec = o.warnAt
+	}
 	tail := console.Tail(o.log, 40)
 	switch {
+	case r.Corruptions > 0 && o.exec == nil:
+		r.Outcome = report.OutcomeCorruption
+		if completed && o.result.FirstCorruptionSec >= 0 {
+			failAt(o.result.FirstCorruptionSec)
+		} else if len(o.examples) > 0 {
+			failAt(o.examples[0].AtSec)
+		} else {
+			failAt(o.last.ElapsedSec)
+		}
 	case len(crashes) > 0:
 		r.Outcome = report.OutcomeCrash
 		failAt(crashSec)
 		r.Error = crashes[0].Title
-	case len(ooms) > 0 && r.Corruptions == 0:
+	case len(ooms) > 0:
 		// Out of memory is a mis-sized run, never a failure of the kernel.
 		r.Outcome = report.OutcomeOOM
 		r.Error = "guest ran out of memory: lower --workers/--mib-per-worker or raise --mem/--swap\n" + tail
@@ -132,8 +156,17 @@ func decide(o observed) report.Run {
 			r.Error = hangs[0].Title
 		}
 		r.Error += "\n" + tail
-	case r.Corruptions > 0:
+	case completed && o.exec != nil && o.execResult.ExitCode != 0 && !o.execResult.TimedOut:
+		// The definition for peer workloads: a non-zero exit is a failure.
 		r.Outcome = report.OutcomeCorruption
+		r.Corruptions = 1
+		failAt(o.execResult.ElapsedSec)
+		out := console.Tail([]byte(strings.TrimRight(o.execResult.OutputTail, "\n")), 5)
+		r.Examples = []string{fmt.Sprintf("%s exited %d %s: %s", o.exec.Argv[0], o.execResult.ExitCode, o.execResult.Signal, strings.ReplaceAll(out, "\n", " | "))}
+	case len(warnings) > 0:
+		r.Outcome = report.OutcomeWarning
+		failAt(warnSec)
+		r.Error = warnings[0].Title
 	case o.interrupted:
 		r.Outcome = report.OutcomeInterrupted
 	case !completed:
@@ -147,12 +180,6 @@ func decide(o observed) report.Run {
 		if o.qemuStderr != "" {
 			r.Error += "; qemu said: " + o.qemuStderr
 		}
-	case o.exec != nil && o.execResult.ExitCode != 0 && !o.execResult.TimedOut:
-		// The definition for peer workloads: a non-zero exit is a failure.
-		r.Outcome = report.OutcomeCorruption
-		r.Corruptions = 1
-		failAt(o.execResult.ElapsedSec)
-		r.Examples = []string{fmt.Sprintf("%s exited %d %s: %s", o.exec.Argv[0], o.execResult.ExitCode, o.execResult.Signal, lastLines(o.execResult.OutputTail, 5))}
 	case r.WrittenBackPages == 0:
 		r.Outcome = report.OutcomeNoWriteback
 		r.Error = "zswap wrote back no pages: this run proves nothing (is the zpool zbud or z3fold, and did the pool fill?)"
@@ -162,16 +189,16 @@ func decide(o observed) report.Run {
 	default:
 		r.Outcome = report.OutcomeClean
 	}
-	if r.Corruptions > 0 && o.exec == nil {
-		if completed && o.result.FirstCorruptionSec >= 0 {
-			failAt(o.result.FirstCorruptionSec)
-		} else if len(o.examples) > 0 {
-			failAt(o.examples[0].AtSec)
-		} else {
-			failAt(o.last.ElapsedSec)
-		}
-	}
 	return r
+}
+
+// beforeWorkload marks, in CrashTitles, a report printed before the
+// workload started.
+const beforeWorkload = " (before the workload started)"
+
+// kernelReport is a console report as a run records it.
+func kernelReport(rep console.Report, before bool) report.KernelReport {
+	return report.KernelReport{Kind: string(rep.Kind), Title: rep.Title, Function: rep.Function, BeforeWorkload: before}
 }
 
 // fillResult copies a finished job's figures into the run.
@@ -210,14 +237,6 @@ func fillResult(r *report.Run, o observed) {
 	if _, ok := before["written_back_pages"]; ok {
 		r.WrittenBackPages = r.Counters["written_back_pages"]
 	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 // describe says what a corrupt page held, in a kernel developer's words.

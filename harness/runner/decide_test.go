@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"zswaprace/guest/proto"
+	"zswaprace/harness/console"
 	"zswaprace/harness/report"
 	"zswaprace/stress"
 )
@@ -47,10 +48,19 @@ func TestDecide(t *testing.T) {
 	corrupt.Examples = []stress.Example{{Class: stress.ClassStale, Worker: 1, Page: 7, WantGen: 9, GotWorker: 1, GotPage: 7, GotGen: 6, HeaderOK: true, Offset: 16, AtSec: 12.5}}
 
 	crashLog := corpus(t, "real-6.1-widened-unpatched-zswap-bug.log")
-	bootLog := bytes.Split(crashLog, []byte("zh-agent: ready"))[0]
+	bootLog := bytes.Split(crashLog, []byte(proto.ConsoleReady))[0]
 	warnLog := corpus(t, "synthetic-warning.log")
 	oomLog := corpus(t, "synthetic-oom-no-killable-panic.log")
 	hungLog := corpus(t, "synthetic-hung-task.log")
+	warnGPFLog := corpus(t, "synthetic-warning-then-gpf.log")
+	var warnGPFTitles []string
+	for _, rep := range console.Parse(warnGPFLog) {
+		if rep.Kind == console.Warning {
+			warnGPFTitles = append(warnGPFTitles, rep.Title+" (warning)")
+		} else {
+			warnGPFTitles = append(warnGPFTitles, rep.Title)
+		}
+	}
 	failed := func(sec float64) *float64 { return &sec }
 
 	tests := []struct {
@@ -66,16 +76,25 @@ func TestDecide(t *testing.T) {
 		{"writeback unknown proves nothing", observed{log: bootLog, finished: true, result: noBefore}, report.OutcomeNoWriteback, nil, nil, -1},
 		{"corruption", observed{log: bootLog, finished: true, result: corrupt}, report.OutcomeCorruption, nil, failed(12.5), 900},
 		{"kernel BUG mid-run", observed{log: crashLog, offset: len(bootLog), cmdErr: errors.New("connection lost"), finished: true, crashAt: 51, elapsed: 57,
+			last: stress.Progress{ElapsedSec: 50}, events: []string{"GUEST_PANICKED", "SHUTDOWN(guest-reset)"}},
+			report.OutcomeCrash, []string{"kernel BUG in zswap_writeback_entry"}, failed(51), -1},
+		{"corruption, then a kernel BUG: the corruption is the outcome", observed{log: crashLog, offset: len(bootLog), cmdErr: errors.New("connection lost"), finished: true, crashAt: 51, elapsed: 57,
 			last: stress.Progress{ElapsedSec: 50, Corruptions: 3}, events: []string{"GUEST_PANICKED", "SHUTDOWN(guest-reset)"}},
 			// The heartbeat at 50 s already counted corrupt pages: that is the first failure.
-			report.OutcomeCrash, []string{"kernel BUG in zswap_writeback_entry"}, failed(50), -1},
+			report.OutcomeCorruption, []string{"kernel BUG in zswap_writeback_entry"}, failed(50), -1},
 		{"corruptions streamed before the crash keep their time", observed{log: crashLog, offset: len(bootLog), finished: false, crashAt: 51,
 			last: stress.Progress{ElapsedSec: 50, Corruptions: 1}, examples: corrupt.Examples},
-			report.OutcomeCrash, []string{"kernel BUG in zswap_writeback_entry"}, failed(12.5), -1},
-		{"crash before the workload is not counted", observed{log: crashLog, offset: len(crashLog), finished: true, result: clean},
-			report.OutcomeClean, []string{"kernel BUG in zswap_writeback_entry (before the workload started)"}, nil, 900},
-		{"a warning is reported, not counted", observed{log: warnLog, finished: true, result: clean},
-			report.OutcomeClean, []string{"WARNING in zswap_frontswap_store (warning, not counted)"}, nil, 900},
+			report.OutcomeCorruption, []string{"kernel BUG in zswap_writeback_entry"}, failed(12.5), -1},
+		{"a warning during the workload fails the run", observed{log: warnLog, finished: true, result: clean, warnAt: 18},
+			report.OutcomeWarning, []string{"WARNING in zswap_frontswap_store (warning)"}, failed(18), 900},
+		{"a warning before the workload is not counted", observed{log: warnLog, offset: len(warnLog), finished: true, result: clean},
+			report.OutcomeClean, []string{"WARNING in zswap_frontswap_store (before the workload started)"}, nil, 900},
+		{"a warning, then a crash: the crash", observed{log: warnGPFLog, cmdErr: errors.New("lost"), finished: true, warnAt: 10, crashAt: 11},
+			report.OutcomeCrash, warnGPFTitles, failed(11), -1},
+		{"a warning, then the user's Ctrl-C: the warning stands", observed{log: warnLog, interrupted: true, warnAt: 18, elapsed: 20},
+			report.OutcomeWarning, []string{"WARNING in zswap_frontswap_store (warning)"}, failed(18), -1},
+		{"a warning, then OOM: OOM", observed{log: append(append([]byte(nil), warnLog...), oomLog...), finished: true, cmdErr: errors.New("lost"), warnAt: 18},
+			report.OutcomeOOM, []string{"WARNING in zswap_frontswap_store (warning)", "out of memory"}, nil, -1},
 		{"OOM panic with pvpanic stays OOM", observed{log: oomLog, finished: true, cmdErr: errors.New("lost"), events: []string{"GUEST_PANICKED"}},
 			report.OutcomeOOM, []string{"out of memory"}, nil, -1},
 		{"hung task on the console", observed{log: hungLog, finished: false, hung: true, elapsed: 200},
@@ -109,8 +128,25 @@ func TestDecide(t *testing.T) {
 			if r.WrittenBackPages != tt.wantWB {
 				t.Errorf("written back %d, want %d", r.WrittenBackPages, tt.wantWB)
 			}
-			if r.Failed() != (tt.wantOutcome == report.OutcomeCorruption || tt.wantOutcome == report.OutcomeCrash || tt.wantOutcome == report.OutcomeHang) {
+			if r.Failed() != (tt.wantOutcome == report.OutcomeCorruption || tt.wantOutcome == report.OutcomeCrash || tt.wantOutcome == report.OutcomeHang || tt.wantOutcome == report.OutcomeWarning) {
 				t.Errorf("Failed() = %v for %s", r.Failed(), r.Outcome)
+			}
+			// Every console report is in Reports, in order, marked when it
+			// came before the workload (and so is a crash known only from
+			// pvpanic or a reset); CrashTitles says the same.
+			var titles []string
+			for _, k := range r.Reports {
+				switch {
+				case k.BeforeWorkload:
+					titles = append(titles, k.Title+" (before the workload started)")
+				case k.Kind == "warning":
+					titles = append(titles, k.Title+" (warning)")
+				default:
+					titles = append(titles, k.Title)
+				}
+			}
+			if diff := cmp.Diff(r.CrashTitles, titles); diff != "" {
+				t.Errorf("reports %+v do not match the crash titles (-titles +reports):\n%s", r.Reports, diff)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"zswaprace/guest/proto"
+	"zswaprace/harness/console"
 	"zswaprace/harness/fault"
 	"zswaprace/harness/initramfs"
 	"zswaprace/harness/report"
@@ -58,7 +59,13 @@ func Run(ctx context.Context, spec Spec) report.Run {
 	r.Accel, r.ConsoleLog = m.Accel, m.LogPath
 	spec.say("booting (%s)", m.Accel)
 	if err := m.ConnectAgent(ctx, spec.Keys); err != nil {
-		return failed(ctx, r, err)
+		r = failed(ctx, r, err)
+		// What the kernel reported while it failed to boot (the panic
+		// that stopped it, if any); no workload ever started.
+		for _, rep := range console.Parse(m.ConsoleBytes()) {
+			r.Reports = append(r.Reports, kernelReport(rep, true))
+		}
+		return r
 	}
 	r.BootSeconds = m.Booted.Seconds()
 	spec.say("agent up after %.1f s", r.BootSeconds)
@@ -87,26 +94,29 @@ func failed(ctx context.Context, r report.Run, err error) report.Run {
 // watch follows one workload: heartbeat, console, result.
 type watch struct {
 	spec Spec
-	m    *vm.Machine
+	m    machine
 	r    report.Run
 
-	mu       sync.Mutex // guards last, byClass and examples, which onMsg writes
-	last     stress.Progress
-	byClass  map[stress.Class]uint64
-	examples []stress.Example
-	start    time.Time
-	offset   int // console bytes before the workload started
-	hung     bool
-	overdue  bool
-	crashAt  time.Duration
-	rep      stress.Report
-	exec     proto.ExecResult
-	cmdErr   error
-	finished bool
+	mu        sync.Mutex // guards last, byClass and examples, which onMsg writes
+	last      stress.Progress
+	byClass   map[stress.Class]uint64
+	examples  []stress.Example
+	start     time.Time
+	offset    int  // console bytes before the workload started
+	bootSaid  bool // a report from before the workload was mentioned
+	hung      bool
+	overdue   bool
+	crashSeen bool          // a crash, hang or OOM report arrived during the workload
+	crashAt   time.Duration // when, since the start
+	warnAt    time.Duration // the first WARNING during the workload; 0 if none
+	rep       stress.Report
+	exec      proto.ExecResult
+	cmdErr    error
+	finished  bool
 }
 
 func (w *watch) run(ctx context.Context) report.Run {
-	scale := vm.Scale(w.m.Accel)
+	scale := vm.Scale(w.r.Accel)
 	hangAfter := w.spec.HangAfter
 	if hangAfter == 0 {
 		hangAfter = 30 * time.Second * scale
@@ -115,12 +125,16 @@ func (w *watch) run(ctx context.Context) report.Run {
 	if grace == 0 {
 		grace = 5 * time.Second
 	}
+	if r, ok := w.checkGuest(ctx, hangAfter); !ok {
+		return r
+	}
 	cmdCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	beat := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	w.start = time.Now()
-	w.offset = w.m.Console.Len()
+	w.offset = w.m.ConsoleLen()
+	reports := w.m.ConsoleReports(cmdCtx)
 	go func() {
 		onMsg := func(msg proto.Message) {
 			if p := msg.Progress; p != nil {
@@ -151,7 +165,6 @@ func (w *watch) run(ctx context.Context) report.Run {
 	defer overdue.Stop()
 	lastSay := time.Now()
 	var graceC <-chan time.Time
-	crashC := w.m.Watch.First()
 	exitedC := w.m.Exited()
 	for waiting := true; waiting; {
 		select {
@@ -170,12 +183,16 @@ func (w *watch) run(ctx context.Context) report.Run {
 				continue
 			}
 			waiting = false
-		case rep := <-crashC:
-			crashC = nil
-			w.crashAt = time.Since(w.start)
-			w.spec.say("kernel: %s", rep.Title)
-			hang.Stop()
-			graceC = time.After(grace)
+		case rep, ok := <-reports:
+			if !ok {
+				reports = nil // ctx ended: the next turn sees it
+				continue
+			}
+			if w.seen(rep) {
+				// Keep reading the console for the rest of the report.
+				hang.Stop()
+				graceC = time.After(grace)
+			}
 		case <-graceC:
 			waiting = false
 		case <-hang.C:
@@ -222,6 +239,84 @@ func (w *watch) run(ctx context.Context) report.Run {
 	return r
 }
 
+// seen takes a kernel report as the console watcher saw it, and says
+// whether it ends the run (after the crash grace). Only the first crash,
+// hang or OOM during the workload does: a report printed before the
+// workload started (during boot) is not the workload's doing, and after a
+// WARNING the kernel carries on. All of them are read back from the whole
+// console at the end.
+func (w *watch) seen(rep console.Report) bool {
+	switch {
+	case rep.Start < w.offset:
+		if !w.bootSaid {
+			w.bootSaid = true
+			w.spec.say("kernel, before the workload started (not counted): %s", rep.Title)
+		}
+		return false
+	case rep.Kind == console.Warning:
+		if w.warnAt == 0 {
+			w.warnAt = max(time.Since(w.start), time.Nanosecond)
+			w.spec.say("kernel: %s (the workload goes on)", rep.Title)
+		}
+		return false
+	case w.crashSeen:
+		return false
+	}
+	w.crashSeen, w.crashAt = true, time.Since(w.start)
+	w.spec.say("kernel: %s", rep.Title)
+	return true
+}
+
+// checkGuest asks the agent what the guest looks like before the workload
+// starts. A guest that brought up fewer CPUs than asked for would not run
+// the race the user asked for: that run is an infrastructure error, and
+// the workload is not started.
+func (w *watch) checkGuest(ctx context.Context, timeout time.Duration) (report.Run, bool) {
+	var hello proto.Hello
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	err := w.m.Command(pctx, proto.CmdPing, nil, nil, &hello)
+	timedOut := ctx.Err() == nil && pctx.Err() != nil
+	cancel()
+	if err != nil {
+		if timedOut {
+			err = fmt.Errorf("no answer in %s", timeout)
+		}
+		return w.abort(ctx, fmt.Sprintf("the guest agent did not answer %s: %v", proto.CmdPing, err)), false
+	}
+	w.r.GuestCPUs = hello.CPUs
+	asked := w.spec.VM.CPUs
+	if asked <= 0 {
+		asked = vm.DefaultCPUs
+	}
+	if hello.CPUs < asked {
+		msg := fmt.Sprintf("the guest brought up %d CPU(s) of the %d asked for (--cpus %d): the kernel did not see them all (check CONFIG_SMP/NR_CPUS and QEMU's -smp topology)", hello.CPUs, asked, asked)
+		if line, _ := bootedCPUs(w.m.ConsoleBytes()); line != "" {
+			msg += "\nthe console says: " + line
+		}
+		return w.abort(ctx, msg), false
+	}
+	return report.Run{}, true
+}
+
+// abort ends a run before its workload started: an infrastructure error
+// (or an interrupted run), with what the kernel reported during boot.
+func (w *watch) abort(ctx context.Context, msg string) report.Run {
+	w.m.Close()
+	r := w.r
+	r.WrittenBackPages = -1
+	r.CorruptionsByClass = map[string]uint64{}
+	log := w.m.ConsoleBytes()
+	for _, rep := range console.Parse(log) {
+		r.Reports = append(r.Reports, kernelReport(rep, true))
+		r.CrashTitles = append(r.CrashTitles, rep.Title+beforeWorkload)
+	}
+	r.Outcome, r.Error = report.OutcomeInfraError, msg
+	if ctx.Err() != nil {
+		r.Outcome = report.OutcomeInterrupted
+	}
+	return r
+}
+
 // duration is how long the workload was asked to run.
 func (w *watch) duration() float64 {
 	if w.spec.Exec != nil {
@@ -246,14 +341,17 @@ func (w *watch) classify(ctx context.Context) report.Run {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	o := observed{
-		run: w.r, log: w.m.Console.Bytes(), offset: w.offset, events: w.m.Events(),
+		run: w.r, log: w.m.ConsoleBytes(), offset: w.offset, events: w.m.Events(),
 		exec: w.spec.Exec, finished: w.finished, cmdErr: w.cmdErr, result: w.rep, execResult: w.exec,
 		last: w.last, byClass: w.byClass, examples: w.examples,
 		hung: w.hung, overdue: w.overdue, interrupted: ctx.Err() != nil,
 		elapsed: time.Since(w.start).Seconds(), qemuStderr: w.m.Stderr(),
 	}
-	if w.crashAt > 0 {
-		o.crashAt = w.crashAt.Seconds()
+	if w.crashSeen {
+		o.crashAt = max(w.crashAt.Seconds(), 1e-9)
+	}
+	if w.warnAt > 0 {
+		o.warnAt = w.warnAt.Seconds()
 	}
 	return decide(o)
 }

@@ -71,7 +71,7 @@ func Command(ctx context.Context, client *ssh.Client, name string, body any, onM
 		if onMsg != nil {
 			onMsg(msg.Message)
 		}
-		if msg.Type == "result" || msg.Type == "error" {
+		if msg.Type == proto.MsgResult || msg.Type == proto.MsgError {
 			m := msg.Message
 			final, raw = &m, msg.Result
 		}
@@ -86,7 +86,7 @@ func Command(ctx context.Context, client *ssh.Client, name string, body any, onM
 		}
 		return fmt.Errorf("%s: connection to the agent lost before a result", name)
 	}
-	if final.Type == "error" {
+	if final.Type == proto.MsgError {
 		return &AgentError{Msg: final.Error}
 	}
 	if result != nil && len(raw) > 0 {

@@ -32,7 +32,7 @@ type Config struct {
 	Kernel      string   // bzImage
 	Initrd      string   // the agent's initramfs
 	MemMiB      int      // default 256
-	CPUs        int      // default 2
+	CPUs        int      // default DefaultCPUs
 	SwapMiB     int      // default 512
 	Cmdline     []string // extra kernel parameters
 	Dir         string   // where console.log goes
@@ -40,55 +40,18 @@ type Config struct {
 	BootTimeout time.Duration
 }
 
-// Accel returns "kvm" when KVM works here, else "tcg". An openable /dev/kvm
-// is not enough (nested virtualisation can refuse the host CPU model), so
-// QEMU is tried once for a moment with KVM; the answer is kept per process.
-func Accel() string { return accelOnce() }
-
-var accelOnce = sync.OnceValue(func() string {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return "tcg"
-	}
-	f.Close()
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		return "kvm"
-	}
-	cmd := exec.Command(qemu, "-nodefaults", "-no-user-config", "-display", "none", "-accel", "kvm", "-cpu", "host", "-m", "32", "-no-reboot")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if cmd.Start() != nil {
-		return "tcg"
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-		return "tcg" // QEMU gave up on KVM at once
-	case <-time.After(1500 * time.Millisecond):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		return "kvm"
-	}
-})
-
-// Scale is how much slower than KVM a guest runs under accel; every guest
-// deadline is multiplied by it.
-func Scale(accel string) time.Duration {
-	if accel == "kvm" {
-		return 1
-	}
-	return 4
-}
+// DefaultCPUs is how many CPUs a VM gets when Config.CPUs is 0.
+const DefaultCPUs = 2
 
 // Machine is a running VM.
 type Machine struct {
 	cfg     Config
 	Accel   string
-	Console *tailWriter      // the whole console, for parsing
-	Watch   *console.Watcher // signals the first crash header as it arrives
 	LogPath string
 	Booted  time.Duration // QEMU start to agent ready
+
+	conBuf *tailWriter      // the whole console, for parsing
+	watch  *console.Watcher // spots kernel reports as they arrive
 
 	cmd      *exec.Cmd
 	tmp      string // sockets and swap disk
@@ -112,7 +75,7 @@ func (c *Config) defaults() {
 		c.MemMiB = 256
 	}
 	if c.CPUs == 0 {
-		c.CPUs = 2
+		c.CPUs = DefaultCPUs
 	}
 	if c.SwapMiB == 0 {
 		c.SwapMiB = 512
@@ -154,14 +117,14 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		m.cleanup()
 		return nil, fault.New(fault.Infra, "swap disk", err)
 	}
-	m.Console = &tailWriter{max: 64 << 20}
-	// Warnings are recorded from the whole log afterwards; live, only what
-	// ends or dooms a run matters.
-	m.Watch = console.NewWatcher(console.Crash, console.Hang, console.OOM)
+	m.conBuf = &tailWriter{max: 64 << 20}
+	// Every kind, warnings included: the runner decides what ends a run
+	// and what only marks it.
+	m.watch = console.NewWatcher()
 	m.cmd = exec.Command(qemu, m.args(swap)...)
 	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	m.logOut = &keepGoing{w: m.logFile}
-	m.cmd.Stdout = io.MultiWriter(m.logOut, m.Console, m.Watch)
+	m.cmd.Stdout = io.MultiWriter(m.logOut, m.conBuf, m.watch)
 	m.cmd.Stderr = io.MultiWriter(m.stderr, m.logOut)
 	if err := m.cmd.Start(); err != nil {
 		m.cleanup()
@@ -183,37 +146,6 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-func (m *Machine) args(swap string) []string {
-	c := m.cfg
-	accel := "tcg,thread=multi"
-	cpu := "max"
-	if c.Accel == "kvm" {
-		accel, cpu = "kvm", "host"
-	}
-	cmdline := append([]string{"console=ttyS0", "panic=-1", "oops=panic", "nokaslr"}, c.Cmdline...)
-	return []string{
-		"-nodefaults", "-no-user-config", "-display", "none",
-		"-accel", accel, "-cpu", cpu,
-		// The kernel is built without ACPI and counts CPUs from the MP
-		// table, which lists one processor for QEMU's default "-smp N"
-		// topology (cores in one socket): one socket per CPU makes every
-		// CPU appear. Cheaper than CONFIG_ACPI, which costs build and boot time.
-		"-smp", fmt.Sprintf("%d,sockets=%d,cores=1,threads=1", c.CPUs, c.CPUs), "-m", fmt.Sprint(c.MemMiB),
-		"-kernel", c.Kernel, "-initrd", c.Initrd,
-		"-append", strings.Join(cmdline, " "),
-		"-no-reboot",
-		"-serial", "stdio",
-		"-drive", "file=" + swap + ",format=raw,if=virtio,cache=unsafe,discard=unmap",
-		"-device", "virtio-rng-pci",
-		// A panic is a QMP event; panic=-1 then reboots, which ends QEMU.
-		"-device", "pvpanic-pci", "-action", "panic=none",
-		"-device", "virtio-serial-pci",
-		"-chardev", "socket,id=agent,path=" + filepath.Join(m.tmp, "agent.sock") + ",server=on,wait=off",
-		"-device", "virtserialport,chardev=agent,name=zh.agent",
-		"-qmp", "unix:" + filepath.Join(m.tmp, "qmp.sock") + ",server=on,wait=off",
-	}
 }
 
 // checkKernel rejects a path that is not an x86 bzImage before QEMU does,
@@ -319,13 +251,28 @@ func (m *Machine) QMP(command string) error {
 // Exited is closed when QEMU has exited.
 func (m *Machine) Exited() <-chan struct{} { return m.exited }
 
+// ConsoleBytes returns a copy of the console so far (its last 64 MiB).
+func (m *Machine) ConsoleBytes() []byte { return m.conBuf.Bytes() }
+
+// ConsoleLen is how many bytes ConsoleBytes would return.
+func (m *Machine) ConsoleLen() int { return m.conBuf.Len() }
+
+// ConsoleReports returns a channel that receives every kernel report of
+// every kind on the console, from boot on, in order, as soon as its header
+// line has arrived; each is provisional (see console.Watcher). Report.Start
+// counts from the first byte of the console, as ConsoleBytes does while the
+// console is under 64 MiB. The channel is closed when ctx ends.
+func (m *Machine) ConsoleReports(ctx context.Context) <-chan console.Report {
+	return m.watch.Stream(ctx)
+}
+
 // qemuDied describes an unexpected QEMU exit.
 func (m *Machine) qemuDied(when string) error {
 	msg := strings.TrimSpace(m.stderr.String())
 	if msg == "" {
 		msg = fmt.Sprint(m.exitErr)
 	}
-	return &fault.Error{Kind: fault.Infra, Op: "qemu exited " + when, Err: errors.New(msg), Detail: console.Tail(m.Console.Bytes(), 20)}
+	return &fault.Error{Kind: fault.Infra, Op: "qemu exited " + when, Err: errors.New(msg), Detail: console.Tail(m.conBuf.Bytes(), 20)}
 }
 
 // ConnectAgent waits for the agent's SSH server and returns when a command
@@ -383,7 +330,7 @@ func (m *Machine) bootFailure(op string, err error) error {
 	case <-m.exited:
 	case <-time.After(2 * time.Second):
 	}
-	log := m.Console.Bytes()
+	log := m.conBuf.Bytes()
 	reps := console.Parse(log)
 	detail := console.Tail(log, 30)
 	if len(reps) > 0 {
@@ -459,68 +406,8 @@ func (m *Machine) cleanup() {
 	os.RemoveAll(m.tmp)
 }
 
-// tailWriter keeps the last max bytes written.
-type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = t.buf[len(t.buf)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string { return string(t.Bytes()) }
-
-// Len is how many bytes are kept.
-func (t *tailWriter) Len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.buf)
-}
-
-// Bytes returns a copy of what is kept.
-func (t *tailWriter) Bytes() []byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]byte(nil), t.buf...)
-}
-
 // Stderr is the tail of what QEMU printed on its standard error.
 func (m *Machine) Stderr() string { return strings.TrimSpace(m.stderr.String()) }
 
 // LogError is the first error writing the console log (a full disk), if any.
 func (m *Machine) LogError() error { return m.logOut.Err() }
-
-// keepGoing passes writes on until the first error, then drops them and
-// keeps the error: an io.MultiWriter stops at a failing writer, and QEMU
-// would block on a console nobody reads.
-type keepGoing struct {
-	mu  sync.Mutex
-	w   io.Writer
-	err error
-}
-
-func (k *keepGoing) Write(p []byte) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.err == nil {
-		_, k.err = k.w.Write(p)
-	}
-	return len(p), nil
-}
-
-func (k *keepGoing) Err() error {
-	if k == nil {
-		return nil
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.err
-}

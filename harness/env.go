@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"zswaprace/guest/proto"
+	"zswaprace/harness/initramfs"
+	"zswaprace/harness/report"
+	"zswaprace/harness/runner"
+	"zswaprace/harness/vm"
+)
+
+// env is what every run of one command shares, built once: the run flags,
+// the agent's initramfs and keys, the external workload, where results go
+// and how progress is said. Commands then only decide which runs to make,
+// as syzkaller's instance.Env is built once and then asked to test.
+type env struct {
+	rf     runFlags
+	cache  string
+	dir    string
+	initrd string
+	keys   *initramfs.Keys
+	exec   *proto.ExecRequest
+	say    func(string)
+}
+
+// bootImage is a kernel to boot and what it needs at boot.
+type bootImage struct {
+	Kernel string
+	Config string // its .config, recorded in the report
+	Widen  bool   // it carries the race-window instrumentation
+}
+
+// newEnv builds the agent's initramfs (with the external workload, if the
+// flags name one) into cache; results go under dir.
+func newEnv(ctx context.Context, rf runFlags, cache, dir string, say func(string)) (*env, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	e := &env{rf: rf, cache: cache, dir: dir, say: say}
+	var extra []initramfs.File
+	if rf.workload != "" {
+		files, argv, err := initramfs.Workload(rf.workload)
+		if err != nil {
+			return nil, err
+		}
+		extra = files
+		e.exec = &proto.ExecRequest{Argv: argv, DurationSec: rf.duration.Seconds(), Swing: rf.stressConfig().Swing}
+	}
+	e.initrd, e.keys, err = initramfs.Build(ctx, root, cache, extra)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// spec is the run spec for run index of variant on img; its console log
+// goes to dir/sub.
+func (e *env) spec(variant string, index int, img bootImage, sub string) runner.Spec {
+	f := &e.rf
+	return runner.Spec{
+		Variant: variant, Index: index, Config: img.Config, Keys: e.keys, Say: e.say,
+		VM: vm.Config{QEMU: f.qemu, Kernel: img.Kernel, Initrd: e.initrd, MemMiB: f.mem, CPUs: f.cpus,
+			SwapMiB: f.swapMiB, Cmdline: f.kernelCmdline(img.Widen), Dir: filepath.Join(e.dir, sub), Accel: f.accel},
+		Stress:    f.stressConfig(),
+		Exec:      e.exec,
+		HangAfter: f.hangAfter,
+	}
+}
+
+// run boots img once as run index of variant, stopping at the first
+// failure when stopOnFailure is set, and says how it ended.
+func (e *env) run(ctx context.Context, variant string, index int, img bootImage, stopOnFailure bool) report.Run {
+	spec := e.spec(variant, index, img, fmt.Sprintf("%s-%d", variant, index))
+	spec.Stress.StopOnCorruption = stopOnFailure
+	r := runner.Run(ctx, spec)
+	e.say(fmt.Sprintf("%s run %d: %s after %.0f s of stress%s", variant, index, r.Outcome, r.StressSeconds, firstTitle(r)))
+	return r
+}
+
+func firstTitle(r report.Run) string {
+	switch {
+	case len(r.CrashTitles) > 0:
+		return ": " + r.CrashTitles[0]
+	case r.Corruptions > 0:
+		return fmt.Sprintf(": %d corrupt pages", r.Corruptions)
+	}
+	return ""
+}
