@@ -40,10 +40,10 @@ func parseBadRule(on, pattern string) (badRule, error) {
 		switch o := report.Outcome(strings.TrimSpace(o)); o {
 		case "any":
 			r.on[report.OutcomeCorruption], r.on[report.OutcomeCrash], r.on[report.OutcomeHang] = true, true, true
-		case report.OutcomeCorruption, report.OutcomeCrash, report.OutcomeHang:
+		case report.OutcomeCorruption, report.OutcomeCrash, report.OutcomeHang, report.OutcomeWarning:
 			r.on[o] = true
 		default:
-			return r, fmt.Errorf("--bad-on %q: want any, or a list of corruption, crash, hang", o)
+			return r, fmt.Errorf("--bad-on %q: want any (corruption, crash, hang), or a list of corruption, crash, hang, warning", o)
 		}
 	}
 	if pattern != "" {
@@ -56,20 +56,17 @@ func parseBadRule(on, pattern string) (badRule, error) {
 	return r, nil
 }
 
-// bad says whether a run's failure is what is being bisected.
+// bad says whether a run's failure is what is being bisected. With a
+// pattern, it is compare's classification: a corruption always is, a crash
+// or hang only when the pattern matches its title or guilty function.
 func (b badRule) bad(r report.Run) bool {
 	if !r.Failed() || !b.on[r.Outcome] {
 		return false
 	}
-	if r.Outcome == report.OutcomeCrash && b.pattern != nil {
-		for _, t := range r.CrashTitles {
-			if b.pattern.MatchString(t) {
-				return true
-			}
-		}
-		return false
+	if b.pattern == nil {
+		return true
 	}
-	return true
+	return report.Signature{Patterns: []*regexp.Regexp{b.pattern}}.Classify(r) == report.RaceFailure
 }
 
 // stepExit maps a bisect step's runs to git bisect's exit code: bad as soon

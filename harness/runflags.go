@@ -35,9 +35,9 @@ type runFlags struct {
 func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.duration, "duration", 2*time.Minute, "stress time per run")
 	fs.StringVar(&f.accel, "accel", "auto", "auto, kvm or tcg (auto uses KVM when /dev/kvm is usable)")
-	fs.IntVar(&f.mem, "mem", 256, "guest memory, MiB")
-	fs.IntVar(&f.cpus, "cpus", 2, "guest CPUs")
-	fs.IntVar(&f.swapMiB, "swap", 512, "swap disk size, MiB")
+	fs.IntVar(&f.mem, "mem", vm.DefaultMemMiB, "guest memory, MiB")
+	fs.IntVar(&f.cpus, "cpus", vm.DefaultCPUs, "guest CPUs (each gets its own socket, so the guest brings them all up)")
+	fs.IntVar(&f.swapMiB, "swap", vm.DefaultSwapMiB, "swap disk size, MiB")
 	fs.IntVar(&f.workers, "workers", stress.DefaultWorkers, "stress workers")
 	fs.IntVar(&f.mibPerWorker, "mib-per-worker", stress.DefaultMiBPerWorker, "memory per worker, MiB")
 	fs.StringVar(&f.mode, "mode", stress.DefaultMode, "stress mode: sweep, random or mixed")
@@ -62,6 +62,10 @@ func (f *runFlags) validate() error {
 		return fmt.Errorf("--workers %d: at least one worker is needed", f.workers)
 	case f.mibPerWorker < 1:
 		return fmt.Errorf("--mib-per-worker %d: must be positive", f.mibPerWorker)
+	case f.cpus < 1 || f.cpus > 8:
+		return fmt.Errorf("--cpus %d: want 1 to 8 (the guest kernel's NR_CPUS)", f.cpus)
+	case f.hangAfter < 0:
+		return fmt.Errorf("--hang-after %s: must not be negative (0 is the default)", f.hangAfter)
 	case f.mem < 128:
 		return fmt.Errorf("--mem %d: the guest needs at least 128 MiB", f.mem)
 	case f.swapMiB < 16:

@@ -47,8 +47,8 @@ func TestCompareWidenedFindsFix(t *testing.T) {
 	if rep.Design != "adaptive" || rep.Method == "" || rep.SchemaVersion != report.SchemaVersion {
 		t.Errorf("report design %q, method %q, schema %d", rep.Design, rep.Method, rep.SchemaVersion)
 	}
-	if rep.GuestCPUs != 2 {
-		t.Errorf("the guests ran with %d CPUs, want 2 (--cpus default)", rep.GuestCPUs)
+	if rep.GuestCPUs != 1 {
+		t.Errorf("the guests ran with %d CPUs, want 1 (--cpus default)", rep.GuestCPUs)
 	}
 	if rep.RatioUpper == nil || un.Rate == nil || pa.Rate == nil {
 		t.Errorf("no effect size in the report: ratio %v, rates %v %v", rep.RatioUpper, un.Rate, pa.Rate)

@@ -31,17 +31,23 @@ type Config struct {
 	QEMU        string   // binary; default qemu-system-x86_64
 	Kernel      string   // bzImage
 	Initrd      string   // the agent's initramfs
-	MemMiB      int      // default 256
+	MemMiB      int      // default DefaultMemMiB
 	CPUs        int      // default DefaultCPUs
-	SwapMiB     int      // default 512
+	SwapMiB     int      // default DefaultSwapMiB
 	Cmdline     []string // extra kernel parameters
 	Dir         string   // where console.log goes
 	Accel       string   // "auto" (default), "kvm" or "tcg"
 	BootTimeout time.Duration
 }
 
-// DefaultCPUs is how many CPUs a VM gets when Config.CPUs is 0.
-const DefaultCPUs = 2
+// Defaults for a zero Config field; the harness's flags default to them.
+const (
+	// DefaultCPUs is one: on a host with N cores, N one-CPU guests found
+	// the widened race sooner than N/2 two-CPU guests (README, "SMP").
+	DefaultCPUs    = 1
+	DefaultMemMiB  = 256
+	DefaultSwapMiB = 512 // 200 MiB ran the guest out of memory with the default workload
+)
 
 // Machine is a running VM.
 type Machine struct {
@@ -72,13 +78,13 @@ func (c *Config) defaults() {
 		c.QEMU = "qemu-system-x86_64"
 	}
 	if c.MemMiB == 0 {
-		c.MemMiB = 256
+		c.MemMiB = DefaultMemMiB
 	}
 	if c.CPUs == 0 {
 		c.CPUs = DefaultCPUs
 	}
 	if c.SwapMiB == 0 {
-		c.SwapMiB = 512
+		c.SwapMiB = DefaultSwapMiB
 	}
 	if c.Accel == "" || c.Accel == "auto" {
 		c.Accel = Accel()
