@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
 
 	"fmt"
 	"os"
@@ -63,6 +66,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	buildReps := fs.Int("build-reps", 1, "cold builds to time (each about 5 minutes here; 0 skips)")
 	limit := fs.Duration("limit", 3*time.Minute, "give up on a time-to-first-failure run after this long (reported as censored)")
 	soak := fs.Duration("soak", 10*time.Minute, "false-positive soak: total stress on the patched widened kernel")
+	verdictReps := fs.Int("verdict-reps", 1, "times to run the demo comparison (compare --widen) for its wall time to verdict (0 skips)")
 	out := fs.String("out", "", "output directory (default out/bench-TIME)")
 	jsonPath := fs.String("json", "bench.json", "where to write the results")
 	if err := fs.Parse(args); err != nil {
@@ -168,6 +172,14 @@ func cmdBench(ctx context.Context, args []string) int {
 			break
 		}
 	}
+	if *verdictReps > 0 {
+		m, err := benchVerdict(ctx, *verdictReps, dir, accel, p.Say)
+		if err != nil {
+			printErr(err)
+			return exitError
+		}
+		add(m)
+	}
 	add(newMetric("boot to agent ready", "s", accel, boots))
 	add(newMetric("guest pages verified per second (4 workers)", "pages/s", accel, verified))
 	add(newMetric("zswap pages written back per second (widened, patched)", "pages/s", accel, written))
@@ -219,4 +231,31 @@ func benchBuilds(ctx context.Context, bf buildFlags, reps int, say func(string))
 		second = append(second, b.patched.Seconds)
 	}
 	return cold, second, nil
+}
+
+// benchVerdict times the demo comparison (compare --widen with its
+// defaults) from start to verdict, kernels already built.
+func benchVerdict(ctx context.Context, reps int, dir, accel string, say func(string)) (metric, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return metric{}, err
+	}
+	var secs []float64
+	verdicts := map[string]int{}
+	for i := 1; i <= reps && ctx.Err() == nil; i++ {
+		out := filepath.Join(dir, fmt.Sprintf("verdict-%d", i))
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, self, "compare", "--widen", "--out", out, "--json")
+		b, _ := cmd.Output() // the verdict's exit code is not an error here
+		var rep struct{ Verdict string }
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return metric{}, fmt.Errorf("compare --widen printed no report: %v", err)
+		}
+		secs = append(secs, time.Since(start).Seconds())
+		verdicts[rep.Verdict]++
+		say(fmt.Sprintf("bench: demo comparison %d: %s after %s", i, rep.Verdict, time.Since(start).Round(time.Second)))
+	}
+	m := newMetric("time to verdict, compare --widen (wall, kernels built)", "s", accel, secs)
+	m.Note = fmt.Sprintf("verdicts: %v", verdicts)
+	return m, nil
 }
