@@ -20,7 +20,7 @@ import (
 func TestCompareWidenedFindsFix(t *testing.T) {
 	out := t.TempDir()
 	start := time.Now()
-	code, stdout, _ := harness(t, nil, "compare", "--widen", "--budget", "45m", "--out", out)
+	code, stdout, _ := harness(t, nil, "compare", "--widen", "--duration", "60s", "--budget", "45m", "--out", out)
 	t.Logf("stdout:\n%s", stdout)
 	t.Logf("compare decided in %s", time.Since(start).Round(time.Second))
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -54,7 +54,7 @@ func TestCompareWidenedFindsFix(t *testing.T) {
 		t.Errorf("no effect size in the report: ratio %v, rates %v %v", rep.RatioUpper, un.Rate, pa.Rate)
 	}
 	for _, r := range pa.RunDetails {
-		if r.Outcome != report.OutcomeClean || r.StressSeconds < 100 {
+		if r.Outcome != report.OutcomeClean || r.StressSeconds < 50 {
 			t.Errorf("patched run %d: %s after %.0f s, want clean after a full run (%s)", r.Index, r.Outcome, r.StressSeconds, r.Error)
 		}
 		if r.WrittenBackPages <= 0 {
@@ -129,7 +129,7 @@ func compareReport(t *testing.T, args ...string) (int, report.Report) {
 // and the verdict says why.
 func TestPatchedBootPanicIsNeverFixed(t *testing.T) {
 	q := qemuWrapper(t, "(( n % 2 == 1 ))", "rdinit=/no-such-init")
-	code, rep := compareReport(t, "--widen", "--budget", "30m", "--qemu", q)
+	code, rep := compareReport(t, "--widen", "--duration", "60s", "--budget", "30m", "--qemu", q)
 	un, pa := rep.Variants[0], rep.Variants[1]
 	if un.Failures == 0 {
 		t.Fatalf("the unpatched kernel never failed: the test proves nothing")
@@ -149,7 +149,7 @@ func TestPatchedBootPanicIsNeverFixed(t *testing.T) {
 // patched kernel) is never fixed.
 func TestFixThatStopsWritebackIsNeverFixed(t *testing.T) {
 	q := qemuWrapper(t, "true", "zswap.enabled=0")
-	code, rep := compareReport(t, "--widen", "--budget", "30m", "--qemu", q)
+	code, rep := compareReport(t, "--widen", "--duration", "60s", "--budget", "30m", "--qemu", q)
 	un, pa := rep.Variants[0], rep.Variants[1]
 	if un.Failures == 0 {
 		t.Fatalf("the unpatched kernel never failed: the test proves nothing")
