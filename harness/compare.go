@@ -89,9 +89,6 @@ func cmdCompare(ctx context.Context, args []string) int {
 	if err := opt.Validate(); err != nil {
 		return usageErr(err)
 	}
-	if cf.runs == 0 && cf.budget <= 0 {
-		return usageErr(fmt.Errorf("--budget %s: want a positive wall time, e.g. 20m", cf.budget))
-	}
 	switch {
 	case cf.runs < 0:
 		return usageErr(fmt.Errorf("--runs %d: want a positive number of runs, or leave it out for the adaptive design", cf.runs))

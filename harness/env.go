@@ -18,7 +18,6 @@ import (
 // as syzkaller's instance.Env is built once and then asked to test.
 type env struct {
 	rf     runFlags
-	cache  string
 	dir    string
 	initrd string
 	keys   *initramfs.Keys
@@ -40,7 +39,7 @@ func newEnv(ctx context.Context, rf runFlags, cache, dir string, say func(string
 	if err != nil {
 		return nil, err
 	}
-	e := &env{rf: rf, cache: cache, dir: dir, say: say}
+	e := &env{rf: rf, dir: dir, say: say}
 	var extra []initramfs.File
 	if rf.workload != "" {
 		files, argv, err := initramfs.Workload(rf.workload)

@@ -137,6 +137,9 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 	case OutcomeHang:
 		result.Message = "hang: " + firstLine(run.Error, firstOr(run.CrashTitles, "no progress from the stress workers"))
 		c.Failure = result
+	case OutcomeWarning:
+		result.Message = firstLine(run.Error, firstOr(run.CrashTitles, "kernel WARNING"))
+		c.Failure = result
 	case OutcomeClean:
 	case OutcomeNoWriteback:
 		result.Message = "zswap wrote nothing back, so the run proves nothing; not counted"

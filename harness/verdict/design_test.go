@@ -147,34 +147,3 @@ func TestFixedDesignNext(t *testing.T) {
 		})
 	}
 }
-
-func TestDecided(t *testing.T) {
-	tests := []struct {
-		name      string
-		unpatched Counts
-		patched   Counts
-		planned   float64
-		opt       Options
-		want      bool
-	}{
-		{"both failed", Counts{Failures: 2, Exposure: 300}, Counts{Failures: 1, Exposure: 100}, 600, Options{}, true},
-		{"patched failed, unpatched never", Counts{Exposure: 600}, Counts{Failures: 1, Exposure: 100}, 600, Options{}, true},
-		{"clean and already significant", Counts{Failures: 3, Exposure: 240}, Counts{Exposure: 480}, 600, Options{}, false},
-		{"clean and not yet significant", Counts{Failures: 1, Exposure: 60}, Counts{Exposure: 100}, 600, Options{}, false},
-		{"nothing failed yet", Counts{Exposure: 600}, Counts{Exposure: 100}, 600, Options{}, false},
-		{"plan used up", Counts{Failures: 1, Exposure: 60}, Counts{Exposure: 600}, 600, Options{}, true},
-		{"plan overrun", Counts{Failures: 1, Exposure: 60}, Counts{Exposure: 601}, 600, Options{}, true},
-		{"no patched exposure yet", Counts{Failures: 1, Exposure: 60}, Counts{}, 600, Options{}, false},
-		{"patched boot failure", Counts{Failures: 1, Exposure: 60, Boots: 1}, Counts{BootFailures: 1, Boots: 1}, 600, Options{}, true},
-		{"patched infra error", Counts{Failures: 1, Exposure: 60, Boots: 1}, Counts{InfraErrors: 1, Boots: 1}, 600, Options{}, false},
-		{"empty plan", Counts{}, Counts{}, 0, Options{}, true},
-		{"invalid options", Counts{Failures: 1, Exposure: 60}, Counts{Exposure: 10}, 600, Options{Alpha: -1}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Decided(tt.unpatched, tt.patched, tt.planned, tt.opt); got != tt.want {
-				t.Errorf("Decided = %v, want %v (verdict now: %+v)", got, tt.want, Compare(tt.unpatched, tt.patched, tt.opt))
-			}
-		})
-	}
-}

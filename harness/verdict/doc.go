@@ -96,6 +96,5 @@
 // deadline whatever the number of VMs; a run is started only if it can end
 // (RunSeconds of stress) by then, so boots may overrun it by one boot.
 //
-// FixedDesign runs a set number of runs per kernel instead, and Decided is
-// its stopping rule for callers that schedule runs themselves.
+// FixedDesign runs a set number of runs per kernel instead (--runs).
 package verdict

@@ -47,8 +47,10 @@ func (d FixedDesign) Method() string {
 }
 
 // Next runs the unpatched kernel d.Runs times, waits for those runs, then
-// runs the patched kernel d.Runs times unless Decided says the rest
-// cannot change the verdict.
+// runs the patched kernel d.Runs times unless the patched kernel can no
+// longer be called fixed. It never stops because the patched kernel looks
+// clean: stopping at the first look that happens to be significant would
+// inflate the false-fix rate, which is what Design is built to avoid.
 func (d FixedDesign) Next(s State) (Action, string) {
 	if err := d.Validate(); err != nil {
 		return stopOrWait(s), "invalid design: " + err.Error()
@@ -81,27 +83,4 @@ func stopOrWait(s State) Action {
 		return Wait
 	}
 	return Stop
-}
-
-// Decided is the fixed design's stopping rule for a caller that schedules
-// the runs itself: it reports whether the patched runs still planned can
-// no longer change the verdict. plannedPatchedExposure is the patched
-// stress time of the whole plan, including what has already run; the
-// unpatched counts must be final.
-//
-// Decided is true when the planned exposure has all run, when the options
-// are invalid, or when the patched kernel can no longer be called fixed: it
-// failed on the race, or boot failures, OOMs, lost writeback or a weaker
-// workload rule a fix out (see Compare). More runs could still move a
-// verdict between not-fixed, regressed and inconclusive, none of which is
-// a fix; run the whole plan if the strength of a regression matters.
-//
-// It never stops because the patched kernel looks clean: stopping at the
-// first look that happens to be significant would inflate the false-fix
-// rate, which is what the adaptive Design is built to avoid.
-func Decided(unpatched, patched Counts, plannedPatchedExposure float64, opt Options) bool {
-	if patched.Exposure >= plannedPatchedExposure || opt.Validate() != nil {
-		return true
-	}
-	return patched.Failures > 0 || cannotFix(unpatched, patched)
 }
