@@ -176,3 +176,33 @@ func TestGuestCPUs(t *testing.T) {
 		}
 	}
 }
+
+// A patched kernel that prints a WARNING in every run, where the unpatched
+// one never does, is regressed: the warning is a kernel failure of its
+// own, decided by its own test. The patch is real and built like any
+// other; the source already has the race fix, so neither kernel races.
+func TestPatchThatWarnsIsRegressed(t *testing.T) {
+	patch := filepath.Join(root, "harness", "e2e", "testdata", "zswap-warn-in-writeback.patch")
+	code, rep := compareReport(t, "--widen", "--patch", patch, "--runs", "5", "--duration", "60s")
+	un, pa := rep.Variants[0], rep.Variants[1]
+	if pa.Warnings == 0 {
+		t.Fatalf("the patched kernel never warned: the test proves nothing (outcomes: %v)", outcomes(pa))
+	}
+	if un.Warnings != 0 || un.OtherFailures != 0 {
+		t.Errorf("the unpatched kernel warned or failed: %v", outcomes(un))
+	}
+	if rep.Verdict != "regressed" || code != 1 {
+		t.Errorf("verdict %q, exit %d; want regressed, 1 (%s)", rep.Verdict, code, rep.Reason)
+	}
+	if !strings.Contains(rep.Reason, "WARNING") && !strings.Contains(rep.Reason, "other") {
+		t.Errorf("the reason does not name the warnings: %s", rep.Reason)
+	}
+}
+
+func outcomes(v report.Variant) []report.Outcome {
+	var o []report.Outcome
+	for _, r := range v.RunDetails {
+		o = append(o, r.Outcome)
+	}
+	return o
+}
