@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 )
@@ -110,7 +111,7 @@ func cmdBench(ctx context.Context, args []string) int {
 		}
 	}
 	var boots []float64
-	run := func(name string, idx int, kernel string, w workload, d time.Duration, stopOnFailure bool) report.Run {
+	run := func(name string, idx int, img *kernel.Image, w workload, d time.Duration, stopOnFailure bool) report.Run {
 		e := *envs[w.exec]
 		e.rf.duration, e.rf.delayUS = d, w.delayUS
 		if e.exec != nil {
@@ -118,7 +119,7 @@ func cmdBench(ctx context.Context, args []string) int {
 			x.DurationSec = d.Seconds()
 			e.exec = &x
 		}
-		spec := e.spec(name, idx, bootImage{Kernel: kernel, Widen: true}, fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "_"), idx))
+		spec := e.spec(name, idx, bootOf(img), fmt.Sprintf("%s-%d", strings.ReplaceAll(name, " ", "_"), idx))
 		spec.Stress.StopOnCorruption = stopOnFailure
 		r := runner.Run(ctx, spec)
 		if r.BootSeconds > 0 {
@@ -131,7 +132,7 @@ func cmdBench(ctx context.Context, args []string) int {
 		var vals []float64
 		censored := 0
 		for i := 1; i <= n && ctx.Err() == nil; i++ {
-			r := run(w.name, i, b.unpatched.Kernel, w, *limit, true)
+			r := run(w.name, i, b.unpatched, w, *limit, true)
 			switch {
 			case r.FirstFailureSeconds != nil:
 				vals = append(vals, *r.FirstFailureSeconds)
@@ -158,7 +159,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	var soakSeconds float64
 	soakFailures, soakRuns := 0, 0
 	for i := 1; soakSeconds < soak.Seconds()-1 && ctx.Err() == nil; i++ {
-		r := run("patched soak", i, b.patched.Kernel, workload{delayUS: -1}, per, false)
+		r := run("patched soak", i, b.patched, workload{delayUS: -1}, per, false)
 		soakRuns++
 		if r.Failed() {
 			soakFailures++

@@ -203,7 +203,7 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		return failed < *measureFailures && time.Since(begin)+rf.duration < *measureBudget
 	}
 	for i := 1; more(i) && ctx.Err() == nil; i++ {
-		spec := e.spec("commit-"+commit[:12], i, bootImage{Kernel: img.Kernel, Config: img.Config, Widen: *widen}, fmt.Sprintf("run-%d", i))
+		spec := e.spec("commit-"+commit[:12], i, bootOf(img), fmt.Sprintf("run-%d", i))
 		spec.Stress.StopOnCorruption = true
 		r := runner.Run(ctx, spec)
 		done = append(done, r)
@@ -324,6 +324,7 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 	}
 	v := kernel.Variant{Name: "commit " + commit[:12]}
 	if widen {
+		v.Boot.Widening = kernel.WidenDelay
 		wp, err := bf.patchPath("zswap-writeback-delay.patch")
 		if err != nil {
 			return commit, nil, err

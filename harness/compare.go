@@ -139,8 +139,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	}
 	s := &scheduler{env: e, jobs: cf.jobs, sig: sig,
 		imgs: map[string]bootImage{
-			"unpatched": {Kernel: b.unpatched.Kernel, Config: b.unpatched.Config, Widen: bf.widen},
-			"patched":   {Kernel: b.patched.Kernel, Config: b.patched.Config, Widen: bf.widen}}}
+			"unpatched": bootOf(b.unpatched), "patched": bootOf(b.patched)}}
 	var plan verdict.Plan
 	if cf.runs > 0 {
 		rep.Design = "fixed"

@@ -7,6 +7,7 @@ import (
 
 	"zswaprace/guest/proto"
 	"zswaprace/harness/initramfs"
+	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 	"zswaprace/harness/vm"
@@ -30,6 +31,12 @@ type bootImage struct {
 	Kernel string
 	Config string // its .config, recorded in the report
 	Widen  bool   // it carries the race-window instrumentation
+}
+
+// bootOf is how to boot an image the harness built: its image.json says
+// whether it carries the race-window instrumentation.
+func bootOf(img *kernel.Image) bootImage {
+	return bootImage{Kernel: img.Kernel, Config: img.Config, Widen: img.Boot.Widening == kernel.WidenDelay}
 }
 
 // newEnv builds the agent's initramfs (with the external workload, if the

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"zswaprace/harness/fsutil"
+	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 	"zswaprace/stress"
@@ -26,7 +27,7 @@ func cmdRun(ctx context.Context, args []string) int {
 	rf.register(fs)
 	kernelPath := fs.String("kernel", "", "kernel image (bzImage) to boot")
 	config := fs.String("config", "", "its .config, recorded in the report")
-	widen := fs.Bool("widen", false, "the kernel has the race-window instrumentation: set its delay")
+	widen := fs.Bool("widen", false, "the kernel has the race-window instrumentation: set its delay (not needed for kernels the harness built: their image.json says so)")
 	out := fs.String("out", "", "output directory (default out/run-TIME)")
 	asJSON := fs.Bool("json", false, "print the run's result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -42,12 +43,22 @@ func cmdRun(ctx context.Context, args []string) int {
 	}
 	dir := outDir(*out, "run")
 	p := newProgress()
+	img := bootImage{Kernel: *kernelPath, Config: *config, Widen: *widen}
+	boot, built, err := kernel.ReadBoot(*kernelPath)
+	if err != nil {
+		printErr(err)
+		return exitError
+	}
+	if built && boot.Widening == kernel.WidenDelay && !img.Widen {
+		img.Widen = true
+		p.Say(fmt.Sprintf("the kernel carries the race-window instrumentation (its image.json says so): zswap.writeback_delay_us=%d", rf.delay(true)))
+	}
 	e, err := newEnv(ctx, rf, cacheDir(), dir, p.Say)
 	if err != nil {
 		printErr(err)
 		return exitError
 	}
-	r := runner.Run(ctx, e.spec("kernel", 1, bootImage{Kernel: *kernelPath, Config: *config, Widen: *widen}, ""))
+	r := runner.Run(ctx, e.spec("kernel", 1, img, ""))
 	if err := writeJSONFile(filepath.Join(dir, "run.json"), r); err != nil {
 		printErr(err)
 		return exitError

@@ -37,7 +37,22 @@ type Step struct {
 type Variant struct {
 	Name  string // "unpatched", "patched", or a bisect step's name
 	Steps []Step
+	Boot  Boot // what its image needs at boot
 }
+
+// Boot is what an image needs at boot. It is written into the image's
+// image.json, so that 'harness run --kernel' finds it beside the bzImage
+// and nobody has to repeat build flags at run time (syzkaller keeps the
+// command line beside each image for the same reason).
+type Boot struct {
+	// Widening names the race-window instrumentation the image carries:
+	// "" for none, WidenDelay for patches/zswap-writeback-delay.patch,
+	// whose delay is the zswap.writeback_delay_us parameter.
+	Widening string `json:"widening,omitempty"`
+}
+
+// WidenDelay is Boot.Widening for the delay instrumentation patch.
+const WidenDelay = "delay"
 
 // Plan is what to build and how.
 type Plan struct {
@@ -55,6 +70,7 @@ type Image struct {
 	Config  string  `json:"config"` // the resolved .config
 	Key     string  `json:"key"`
 	SHA256  string  `json:"sha256,omitempty"` // of Kernel, recorded when it was built
+	Boot    Boot    `json:"boot"`
 	Cached  bool    `json:"cached"`
 	Seconds float64 `json:"seconds"`
 	Log     string  `json:"log,omitempty"`
@@ -65,6 +81,7 @@ type Image struct {
 func Variants(fix *Patch, dir Direction, widen *Patch) (unpatched, patched Variant) {
 	unpatched, patched = Variant{Name: "unpatched"}, Variant{Name: "patched"}
 	if widen != nil {
+		unpatched.Boot.Widening, patched.Boot.Widening = WidenDelay, WidenDelay
 		unpatched.Steps = append(unpatched.Steps, Step{Patch: widen})
 		patched.Steps = append(patched.Steps, Step{Patch: widen})
 	}
@@ -84,6 +101,11 @@ func (p *Plan) Key(v Variant) string {
 	for _, s := range v.Steps {
 		fmt.Fprintln(h, "patch", s.Reverse, len(s.Patch.Data))
 		h.Write(s.Patch.Data)
+	}
+	// image.json carries Boot: an image cached without it must not be
+	// served for a variant that needs it.
+	if v.Boot != (Boot{}) {
+		fmt.Fprintln(h, "boot", v.Boot.Widening)
 	}
 	for _, f := range p.Fragments {
 		fmt.Fprintln(h, "fragment", f.Name)
@@ -148,7 +170,7 @@ func (p *Plan) build(ctx context.Context, v Variant) (*Image, error) {
 	if err := p.switchTo(ctx, tree, v); err != nil {
 		return nil, err
 	}
-	return p.compile(ctx, v.Name, tree, key, imgDir, start)
+	return p.compile(ctx, v, tree, key, imgDir, start)
 }
 
 // BuildIn builds a tree the caller prepared (a bisect step's checkout) in
@@ -165,7 +187,7 @@ func (p *Plan) BuildIn(ctx context.Context, v Variant, tree string) (*Image, err
 	if img, ok := p.cached(imgDir, v.Name, key); ok {
 		return img, nil
 	}
-	return p.compile(ctx, v.Name, tree, key, imgDir, time.Now())
+	return p.compile(ctx, v, tree, key, imgDir, time.Now())
 }
 
 // cached returns the image cached in imgDir when there is a sound one,
@@ -217,6 +239,27 @@ func cachedImage(imgDir, name, key string) (*Image, error) {
 	return &img, nil
 }
 
+// ReadBoot returns what the bzImage at kernel needs at boot, from the
+// image.json the harness wrote beside it; ok is false for an image the
+// harness did not build (or one whose image.json is not for this file).
+func ReadBoot(kernel string) (boot Boot, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(kernel), "image.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Boot{}, false, nil
+	}
+	if err != nil {
+		return Boot{}, false, err
+	}
+	var img Image
+	if err := json.Unmarshal(b, &img); err != nil {
+		return Boot{}, false, fmt.Errorf("%s: %v", filepath.Join(filepath.Dir(kernel), "image.json"), err)
+	}
+	if img.SHA256 == "" || checkBzImage(kernel, img.SHA256) != nil {
+		return Boot{}, false, nil
+	}
+	return img.Boot, true, nil
+}
+
 // bootMagic is the x86 boot protocol's header signature, at hdrOffset in a
 // bzImage.
 const (
@@ -257,7 +300,8 @@ func checkBzImage(path, sum string) error {
 }
 
 // compile configures and builds tree/o and stores the image.
-func (p *Plan) compile(ctx context.Context, name, tree, key, imgDir string, start time.Time) (*Image, error) {
+func (p *Plan) compile(ctx context.Context, v Variant, tree, key, imgDir string, start time.Time) (*Image, error) {
+	name := v.Name
 	obj, err := inTree(tree, "o")
 	if err != nil {
 		return nil, fault.New(fault.Infra, "build", err)
@@ -281,7 +325,7 @@ func (p *Plan) compile(ctx context.Context, name, tree, key, imgDir string, star
 	if err := p.make(ctx, name, tree, logf, logPath, start, "bzImage"); err != nil {
 		return nil, err
 	}
-	img, err := p.store(name, key, tree, imgDir)
+	img, err := p.store(v, key, tree, imgDir)
 	if err != nil {
 		return nil, err
 	}
@@ -518,7 +562,7 @@ func firstErrors(logPath string, n int) string {
 }
 
 // store copies the image and config into the image cache.
-func (p *Plan) store(name, key, tree, imgDir string) (*Image, error) {
+func (p *Plan) store(v Variant, key, tree, imgDir string) (*Image, error) {
 	tmp := imgDir + ".tmp"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -532,7 +576,7 @@ func (p *Plan) store(name, key, tree, imgDir string) (*Image, error) {
 		}
 		sums[dst] = sum
 	}
-	img := &Image{Variant: name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key, SHA256: sums["bzImage"]}
+	img := &Image{Variant: v.Name, Kernel: filepath.Join(imgDir, "bzImage"), Config: filepath.Join(imgDir, "config"), Key: key, SHA256: sums["bzImage"], Boot: v.Boot}
 	b, _ := json.MarshalIndent(img, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "image.json"), b, 0o644); err != nil {
 		return nil, fault.New(fault.Infra, "image cache", err)

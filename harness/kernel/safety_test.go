@@ -189,7 +189,7 @@ func TestCachedImageValidated(t *testing.T) {
 	plan := &Plan{Cache: cacheDir}
 	imgDir := filepath.Join(cacheDir, "images", "k")
 	os.MkdirAll(filepath.Dir(imgDir), 0o755)
-	if _, err := plan.store("v", "k", tr, imgDir); err != nil {
+	if _, err := plan.store(Variant{Name: "v"}, "k", tr, imgDir); err != nil {
 		t.Fatal(err)
 	}
 	if img, err := cachedImage(imgDir, "v", "k"); err != nil || img == nil || !img.Cached {

@@ -1,0 +1,46 @@
+package kernel
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// An image says what it needs at boot in its image.json, and only for the
+// very file the harness built.
+func TestImageDescribesItsBoot(t *testing.T) {
+	cacheDir, tr := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(tr, "o", "arch", "x86", "boot"), 0o755)
+	kern := make([]byte, 4096)
+	copy(kern[0x202:], "HdrS")
+	os.WriteFile(filepath.Join(tr, "o", "arch", "x86", "boot", "bzImage"), kern, 0o644)
+	os.WriteFile(filepath.Join(tr, "o", ".config"), []byte("CONFIG_A=y\n"), 0o644)
+	os.MkdirAll(filepath.Join(cacheDir, "images"), 0o755)
+	plan := &Plan{Cache: cacheDir}
+	for _, widening := range []string{WidenDelay, ""} {
+		imgDir := filepath.Join(cacheDir, "images", "k"+widening)
+		img, err := plan.store(Variant{Name: "v", Boot: Boot{Widening: widening}}, "k"+widening, tr, imgDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot, ok, err := ReadBoot(img.Kernel)
+		if err != nil || !ok || boot.Widening != widening {
+			t.Errorf("ReadBoot = %+v, %v, %v; want widening %q", boot, ok, err, widening)
+		}
+		cached, err := cachedImage(imgDir, "v", "k"+widening)
+		if err != nil || cached.Boot.Widening != widening {
+			t.Errorf("cached image boot %+v, %v; want widening %q", cached, err, widening)
+		}
+	}
+	// A bzImage the harness did not build, and one changed since.
+	other := filepath.Join(t.TempDir(), "bzImage")
+	os.WriteFile(other, kern, 0o644)
+	if _, ok, err := ReadBoot(other); ok || err != nil {
+		t.Errorf("a foreign bzImage: ok %v, err %v", ok, err)
+	}
+	changed := filepath.Join(cacheDir, "images", "k"+WidenDelay, "bzImage")
+	os.WriteFile(changed, append(kern, 1), 0o644)
+	if _, ok, _ := ReadBoot(changed); ok {
+		t.Errorf("a bzImage changed after it was built still trusts its image.json")
+	}
+}
