@@ -33,7 +33,7 @@ type runFlags struct {
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.DurationVar(&f.duration, "duration", 2*time.Minute, "stress time per run")
+	fs.DurationVar(&f.duration, "duration", time.Minute, "stress time per run (a run stops at its first failure; the adaptive design counts a failed run as a full one, so shorter runs make each failure cheaper)")
 	fs.StringVar(&f.accel, "accel", "auto", "auto, kvm or tcg (auto uses KVM when /dev/kvm is usable)")
 	fs.IntVar(&f.mem, "mem", vm.DefaultMemMiB, "guest memory, MiB")
 	fs.IntVar(&f.cpus, "cpus", vm.DefaultCPUs, "guest CPUs (each gets its own socket, so the guest brings them all up)")
