@@ -252,6 +252,11 @@ func counts(v report.Variant) verdict.Counts {
 	if v.WrittenBackPerSec != nil {
 		c.WritebackPerSec = *v.WrittenBackPerSec
 	}
+	for _, r := range v.RunDetails {
+		if r.Outcome == report.OutcomeWarning && r.CountedAs != nil {
+			c.RanOn++ // a WARNING does not stop the run
+		}
+	}
 	return c
 }
 

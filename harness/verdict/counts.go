@@ -18,6 +18,10 @@ type Counts struct {
 	// race (another crash or hang, a WARNING, a failed health check). Their
 	// stress time is in Exposure.
 	OtherFailures int
+	// RanOn counts the failures (of either kind) whose run went on to its
+	// end, as a run with a WARNING does: their runs are full already, so
+	// they are not counted in full a second time.
+	RanOn int
 	// BootFailures of Boots boot attempts failed. Boots counts every run
 	// started, so that boot failures can be tested as a proportion; Compare
 	// rejects counts with more boot failures than boots.
@@ -42,7 +46,7 @@ type Counts struct {
 func invalid(name string, c Counts) error {
 	bad := func(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) || f < 0 }
 	switch {
-	case c.Failures < 0, c.OtherFailures < 0, c.BootFailures < 0, c.Boots < 0, c.InfraErrors < 0, c.NoWriteback < 0, c.OOMs < 0,
+	case c.Failures < 0, c.OtherFailures < 0, c.RanOn < 0, c.RanOn > c.Failures+c.OtherFailures, c.BootFailures < 0, c.Boots < 0, c.InfraErrors < 0, c.NoWriteback < 0, c.OOMs < 0,
 		bad(c.Exposure), bad(c.OOMSeconds), bad(c.WritebackPerSec),
 		c.BootFailures > c.Boots, c.OOMs == 0 && c.OOMSeconds > 0:
 		return fmt.Errorf("%s counts are invalid (%+v), a harness bug", name, c)

@@ -135,8 +135,9 @@ func (o Options) cleanNeeded(x1 int, f1 float64) float64 {
 // its runs that stopped on a failure, the race's or another, had run to
 // the end: at least its number of runs at risk times the run length.
 // Counts do not say how long the failed runs lasted, so a full run is
-// added for each rather than swapped in. Without a design it is the plain
-// time at risk.
+// added for each rather than swapped in; runs that went on after their
+// failure (RanOn) are full already. Without a design it is the plain time
+// at risk.
 func (o Options) fullRuns(c Counts) float64 {
-	return atRisk(c) + float64(c.Failures+c.OtherFailures)*o.runSeconds()
+	return atRisk(c) + float64(c.Failures+c.OtherFailures-c.RanOn)*o.runSeconds()
 }

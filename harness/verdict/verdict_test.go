@@ -514,3 +514,26 @@ func near(a, b float64) bool {
 	}
 	return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
 }
+
+// A patched kernel that warns in each of its 5 runs, against 5 clean
+// unpatched runs (found end to end by TestPatchThatWarnsIsRegressed): the
+// warning runs went on to their end, so they must not be counted in full
+// a second time, or 5 against 0 in equal time would not be significant.
+func TestWarningsInEveryRunAreRegressed(t *testing.T) {
+	opt := FixedDesign{Runs: 5, RunSeconds: 60}.Options()
+	un := Counts{Exposure: 300, Boots: 5, WritebackPerSec: 15}
+	pa := Counts{Exposure: 300, OtherFailures: 5, RanOn: 5, Boots: 5, WritebackPerSec: 15}
+	if res := Compare(un, pa, opt); res.Verdict != Regressed || res.PValue >= 0.05 {
+		t.Errorf("verdict %s p=%g (%s), want regressed", res.Verdict, res.PValue, res.Reason)
+	}
+	// Runs that stopped at their failure are counted in full: then 5
+	// against 0 is not significant.
+	pa.RanOn = 0
+	if res := Compare(un, pa, opt); res.Verdict == Regressed {
+		t.Errorf("failures that stopped their runs: verdict %s p=%g, want not regressed", res.Verdict, res.PValue)
+	}
+	pa.RanOn = 6
+	if res := Compare(un, pa, opt); res.Verdict != Error {
+		t.Errorf("more runs went on than failed: verdict %s, want error", res.Verdict)
+	}
+}
