@@ -40,8 +40,8 @@
 //     is too short (NeededCleanSeconds says how long it must be), the rate
 //     ratio bound misses MinReduction, it failed to boot where the unpatched
 //     never did, it alone ran out of memory, it alone wrote nothing back in
-//     some runs, or its workload was weaker (it wrote back less than half as
-//     many pages per second as the unpatched).
+//     some runs, or its workload was weaker (it wrote back less than a
+//     quarter as many pages per second as the unpatched; see weakFactor).
 //   - fixed: the unpatched kernel failed on the race, the patched kernel never
 //     did in its time at risk, the drop is significant, and none of the above
 //     holds. That is "significantly lower", not "impossible".
