@@ -10,8 +10,17 @@ import (
 
 // WriteFileAtomic writes data to a temporary file next to path, syncs it
 // and renames it over path, so that path never holds a partial file: a
-// full disk or an unwritable directory leaves path as it was.
-func WriteFileAtomic(path string, data []byte) (err error) {
+// full disk or an unwritable directory leaves path as it was. The file is
+// readable by all (0644): reports are meant to be shared.
+func WriteFileAtomic(path string, data []byte) error {
+	return WriteFileAtomicMode(path, data, 0o644)
+}
+
+// WriteFileAtomicMode is WriteFileAtomic with the file's permission bits:
+// the file has them from the start, never wider ones. Each writer has its
+// own temporary name, so concurrent writers of one path never fail: the
+// last rename wins.
+func WriteFileAtomicMode(path string, data []byte, perm os.FileMode) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -35,8 +44,8 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	// CreateTemp makes the file private; reports are meant to be shared.
-	if err := f.Chmod(0o644); err != nil {
+	// CreateTemp makes the file private (0600).
+	if err := f.Chmod(perm); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {

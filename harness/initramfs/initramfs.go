@@ -10,8 +10,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +66,10 @@ func LoadKeys(dir string) (*Keys, error) {
 	return &Keys{HostKeyPEM: host, HostPublic: hs.PublicKey(), Client: cs, ClientPublic: ssh.MarshalAuthorizedKey(cs.PublicKey())}, nil
 }
 
+// loadOrCreate reads the key at path, generating it the first time. Two
+// harnesses starting at once on a fresh cache may both generate one: each
+// writes its own temporary file and links it to path only if path is not
+// there yet, so the first wins, and every one returns the key on disk.
 func loadOrCreate(path string) ([]byte, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		return b, nil
@@ -76,12 +82,27 @@ func loadOrCreate(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := pem.EncodeToMemory(blk)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return nil, err
 	}
-	return b, os.Rename(tmp, path)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(pem.EncodeToMemory(blk))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	// link(2) never replaces: it fails when another got there first.
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return os.ReadFile(path)
 }
 
 // BuildAgent compiles the guest agent as a static binary.
@@ -127,7 +148,7 @@ func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys
 		return "", nil, fault.New(fault.Infra, "ssh keys", err)
 	}
 	dir := filepath.Join(cache, "initramfs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, fault.New(fault.Infra, "initramfs", err)
 	}
 	tmpAgent, err := os.CreateTemp(dir, "agent-*.tmp")
@@ -144,17 +165,42 @@ func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys
 	if err != nil {
 		return "", nil, fault.New(fault.Infra, "initramfs", err)
 	}
+	out, err := pack(cache, agent, keys, extra)
+	if err != nil {
+		return "", nil, err
+	}
+	return out, keys, nil
+}
+
+// pack writes the archive of agent, keys and extra into cache/initramfs,
+// named by its content, unless an identical one is there.
+func pack(cache string, agent []byte, keys *Keys, extra []File) (string, error) {
+	// The archive holds the guest's SSH host private key: private to the
+	// user, like the keys directory.
+	dir := filepath.Join(cache, "initramfs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fault.New(fault.Infra, "initramfs", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fault.New(fault.Infra, "initramfs", err)
+	}
 	var buf bytes.Buffer
 	if err := Write(&buf, agent, keys, extra); err != nil {
-		return "", nil, fault.New(fault.Infra, "initramfs", err)
+		return "", fault.New(fault.Infra, "initramfs", err)
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	out := filepath.Join(dir, hex.EncodeToString(sum[:12])+".cpio")
-	if _, err := os.Stat(out); err == nil {
-		return out, keys, nil
+	if st, err := os.Lstat(out); err == nil && st.Mode().IsRegular() {
+		// One an older harness wrote world-readable is made private.
+		if st.Mode().Perm() != 0o600 {
+			if err := os.Chmod(out, 0o600); err != nil {
+				return "", fault.New(fault.Infra, "initramfs", err)
+			}
+		}
+		return out, nil
 	}
-	if err := fsutil.WriteFileAtomic(out, buf.Bytes()); err != nil {
-		return "", nil, fault.New(fault.Infra, "write initramfs", err)
+	if err := fsutil.WriteFileAtomicMode(out, buf.Bytes(), 0o600); err != nil {
+		return "", fault.New(fault.Infra, "write initramfs", err)
 	}
-	return out, keys, nil
+	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -120,5 +122,94 @@ func TestWorkloadOfRealBinary(t *testing.T) {
 	}
 	if _, _, err := Workload("no-such-program-zr"); err == nil {
 		t.Error("a missing program was accepted")
+	}
+}
+
+// Two harnesses starting at once on a fresh cache both make the keys the
+// first time: each must succeed, and all must end up with the keys that
+// are on disk (one of them wins), never an error or a half-written key.
+func TestLoadKeysConcurrentFirstTime(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		dir := filepath.Join(t.TempDir(), "keys")
+		const n = 8
+		keys := make([]*Keys, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range keys {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				keys[i], errs[i] = LoadKeys(dir)
+			}()
+		}
+		wg.Wait()
+		disk, err := LoadKeys(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			if errs[i] != nil {
+				t.Fatalf("round %d: concurrent first-time LoadKeys %d: %v", round, i, errs[i])
+			}
+			if !bytes.Equal(keys[i].HostPublic.Marshal(), disk.HostPublic.Marshal()) || !bytes.Equal(keys[i].ClientPublic, disk.ClientPublic) {
+				t.Fatalf("round %d: LoadKeys %d returned keys that are not the ones on disk", round, i)
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, "*tmp*")); len(left) > 0 {
+			t.Fatalf("round %d: temporary key files left: %v", round, left)
+		}
+	}
+}
+
+// The archive holds the guest's SSH host private key: it is written 0600,
+// in a directory only its user can enter, and an older 0644 one is made
+// private when it is used again. Concurrent first-time packs of the same
+// archive all succeed.
+func TestPackPrivate(t *testing.T) {
+	cacheDir := t.TempDir()
+	keys, err := LoadKeys(filepath.Join(cacheDir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	paths := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			paths[i], errs[i] = pack(cacheDir, []byte("agent"), keys, nil)
+		}()
+	}
+	wg.Wait()
+	for i := range paths {
+		if errs[i] != nil {
+			t.Fatalf("concurrent first-time pack %d: %v", i, errs[i])
+		}
+		if paths[i] != paths[0] {
+			t.Errorf("pack %d wrote %s, pack 0 %s", i, paths[i], paths[0])
+		}
+	}
+	st, err := os.Stat(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("initramfs %s has mode %04o: it holds the host private key, want 0600", paths[0], st.Mode().Perm())
+	}
+	if dst, _ := os.Stat(filepath.Dir(paths[0])); dst.Mode().Perm()&0o077 != 0 {
+		t.Errorf("initramfs directory has mode %04o, want 0700", dst.Mode().Perm())
+	}
+	os.Chmod(paths[0], 0o644)
+	again, err := pack(cacheDir, []byte("agent"), keys, nil)
+	if err != nil || again != paths[0] {
+		t.Fatalf("pack again: %s, %v", again, err)
+	}
+	if st, _ := os.Stat(again); st.Mode().Perm() != 0o600 {
+		t.Errorf("an older world-readable initramfs is used as mode %04o, want 0600", st.Mode().Perm())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(paths[0]), ".*tmp")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

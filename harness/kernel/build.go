@@ -139,6 +139,8 @@ func (p *Plan) Build(ctx context.Context, variants ...Variant) ([]*Image, error)
 		return nil, fault.New(fault.Infra, "cache", err)
 	}
 	defer unlock()
+	// A killed harness's compilers must not write into the tree now ours.
+	ReapBuilds(p.Cache, p.Say)
 	var imgs []*Image
 	for _, v := range variants {
 		img, err := p.build(ctx, v)
@@ -182,6 +184,8 @@ func (p *Plan) BuildIn(ctx context.Context, v Variant, tree string) (*Image, err
 		return nil, fault.New(fault.Infra, "cache", err)
 	}
 	defer unlock()
+	// A killed harness's compilers must not write into the tree now ours.
+	ReapBuilds(p.Cache, p.Say)
 	key := p.Key(v)
 	imgDir := filepath.Join(p.Cache, "images", key)
 	if img, ok := p.cached(imgDir, v.Name, key); ok {
@@ -490,6 +494,18 @@ func (p *Plan) runMake(ctx context.Context, tree string, logf io.Writer, lines f
 		}
 		return err
 	}
+	// The whole group dies when make has been waited for, and a record
+	// lets the next harness kill it if this one is killed first.
+	pgid := cmd.Process.Pid
+	groupStart, _ := cache.StartTime(pgid)
+	unrecord, rerr := recordGroup(p.Cache, pgid)
+	if rerr != nil {
+		p.say("cannot record the build's process group (%v): if the harness is killed, kill process group %d yourself", rerr, pgid)
+	}
+	defer func() {
+		cache.KillGroup(pgid, groupStart)
+		unrecord()
+	}()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
