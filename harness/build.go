@@ -126,14 +126,18 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 
 func cmdBuild(ctx context.Context, args []string) int {
 	var bf buildFlags
-	fs := newFlags("build", "build [--source S] [--patch FILE] [--widen] [--json]")
+	fs := newFlags("build", "build [--source S] [--patch FILE] [--widen] [--export DIR] [--json]")
 	bf.register(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	export := fs.String("export", "", "also write both images, their configs, the patch and kernels.json (hashes, widening, command line) into DIR, for 'compare --kernels DIR' on other machines")
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
 	p := newProgress()
 	b, err := bf.buildBoth(ctx, p.Say)
+	if err == nil && *export != "" {
+		err = exportKernels(*export, b, bf)
+	}
 	if err != nil {
 		printErr(err)
 		return exitError
@@ -141,9 +145,12 @@ func cmdBuild(ctx context.Context, args []string) int {
 	if *asJSON {
 		json.NewEncoder(os.Stdout).Encode(map[string]any{
 			"source": b.source.Spec, "patch": b.patch.Path, "direction": b.direction,
-			"unpatched": b.unpatched, "patched": b.patched,
+			"unpatched": b.unpatched, "patched": b.patched, "export": *export,
 		})
 		return 0
+	}
+	if *export != "" {
+		fmt.Printf("kernels exported to %s (%s lists them with their sha256)\n", *export, manifestFile)
 	}
 	for _, img := range []*kernel.Image{b.unpatched, b.patched} {
 		how := fmt.Sprintf("built in %.0f s", img.Seconds)

@@ -69,18 +69,22 @@ func cmdCompare(ctx context.Context, args []string) int {
 	var bf buildFlags
 	var rf runFlags
 	var cf compareFlags
-	fs := newFlags("compare", "compare [--source S] [--patch FILE] [--widen] [--budget D | --runs N] [--duration D] [--out DIR] [--json]")
+	fs := newFlags("compare", "compare [--source S] [--patch FILE] [--widen] [--kernels DIR] [--budget D | --runs N] [--duration D] [--out DIR] [--json]")
 	bf.register(fs)
 	rf.register(fs)
 	cf.register(fs)
 	out := fs.String("out", "", "output directory (default out/compare-TIME)")
 	asJSON := fs.Bool("json", false, "print report.json on stdout instead of the table")
+	kernels := fs.String("kernels", "", "boot the kernels in DIR ('harness build --export DIR') after checking their sha256, and build nothing")
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
 	usageErr := func(err error) int {
 		fmt.Fprintln(os.Stderr, "harness compare:", err)
 		return exitError
+	}
+	if err := kernelsExclusive(fs, *kernels); err != nil {
+		return usageErr(err)
 	}
 	if err := rf.validate(); err != nil {
 		return usageErr(err)
@@ -114,14 +118,22 @@ func cmdCompare(ctx context.Context, args []string) int {
 		return exitError
 	}
 	p := newProgress()
+	started := time.Now()
+	b, m, err := kernelsOrBuild(ctx, &bf, *kernels, p.Say)
 	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widen,
-		Widening: widening(bf.widen, rf), Started: time.Now(), Accel: rf.resolvedAccel(), Ignore: cf.ignore}
+		Widening: widening(bf.widen, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
+		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widen)}
+	if rep.Alpha == 0 {
+		rep.Alpha = verdict.DefaultAlpha
+	}
+	if m != nil {
+		rep.Kernels = *kernels
+	}
 	if cf.minReduction > 0 {
 		rep.MinReduction = &cf.minReduction
 	}
-	b, err := bf.buildBoth(ctx, p.Say)
 	if err == nil {
-		rep.Patch, rep.PatchDirection = b.patch.Path, string(b.direction)
+		rep.Patch, rep.PatchDirection, rep.PatchSHA256 = b.patch.Path, string(b.direction), sha256Hex(b.patch.Data)
 		err = copyConfigs(dir, b.unpatched, b.patched)
 	}
 	var e *env
@@ -143,6 +155,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	var plan verdict.Plan
 	if cf.runs > 0 {
 		rep.Design = "fixed"
+		rep.PlannedRuns = &cf.runs
 		plan = verdict.FixedDesign{Runs: cf.runs, RunSeconds: rf.duration.Seconds(), Alpha: cf.alpha, MinReduction: cf.minReduction}
 		p.Say(fmt.Sprintf("fixed design: %d run(s) of each kernel, %s each, %d VM(s) at once, %s", cf.runs, rf.duration, cf.jobs, rep.Accel))
 	} else {
@@ -159,6 +172,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	rep.Signature = learned.Strings()
 	res := verdict.Compare(counts(un), counts(pa), opt)
 	fillVerdict(rep, res, &un, &pa)
+	un.KernelSHA256, pa.KernelSHA256 = b.unpatched.SHA256, b.patched.SHA256
 	rep.Variants = []report.Variant{un, pa}
 	for _, r := range slices.Concat(un.RunDetails, pa.RunDetails) {
 		rep.GuestCPUs = max(rep.GuestCPUs, r.GuestCPUs)
@@ -176,7 +190,12 @@ func cmdCompare(ctx context.Context, args []string) int {
 	if rep.Interrupted {
 		return exitError
 	}
-	switch res.Verdict {
+	return verdictExit(res.Verdict)
+}
+
+// verdictExit is the exit code of compare and merge for a verdict.
+func verdictExit(v verdict.Verdict) int {
+	switch v {
 	case verdict.Fixed:
 		return exitFixed
 	case verdict.NotFixed, verdict.Regressed:
@@ -276,7 +295,9 @@ func copyConfigs(dir string, imgs ...*kernel.Image) error {
 // finish writes the reports and prints the table (or JSON). A report that
 // cannot be written is an error: nothing half-written is left behind.
 func finish(dir string, rep *report.Report, asJSON bool) int {
-	rep.Finished = time.Now()
+	if rep.Finished.IsZero() { // a merged report keeps its last shard's end
+		rep.Finished = time.Now()
+	}
 	if err := report.WriteAll(dir, rep); err != nil {
 		fmt.Fprintf(os.Stderr, "harness: could not write the results: %v\n", err)
 		return exitError

@@ -2,7 +2,8 @@
 // under zswap stress, and says whether the patch fixed the race.
 //
 //	harness compare     build both variants, run both, give a verdict (the main job)
-//	harness build       build both variants and say where the images are
+//	harness build       build both variants and say where the images are (--export DIR for other machines)
+//	harness merge       pool the runs of several compare outputs into one verdict
 //	harness run         boot one kernel and run the stress job once
 //	harness bisect-run  one step of 'git bisect run'
 //	harness bench       builds, boots, time to first failure, throughput, soak
@@ -24,7 +25,8 @@ const usage = `usage: harness COMMAND [flags]
 
 commands:
   compare      build unpatched and patched kernels, stress both, give a verdict
-  build        build both kernel variants and print where they are
+  build        build both kernel variants and print where they are (--export DIR for CI runners)
+  merge        pool several 'compare --out' directories (shards) into one report and verdict
   run          boot one kernel, run the stress job once, report
   bisect-run   one 'git bisect run' step (exit 0 good, 1 bad, 125 skip, 128 abort)
   bench        time builds, boots and time to first failure against stress and stress-ng
@@ -64,6 +66,8 @@ func main() {
 		code = cmdBisectRun(ctx, args)
 	case "bench":
 		code = cmdBench(ctx, args)
+	case "merge":
+		code = cmdMerge(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 	default:

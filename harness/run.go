@@ -23,18 +23,28 @@ const (
 
 func cmdRun(ctx context.Context, args []string) int {
 	var rf runFlags
-	fs := newFlags("run", "run --kernel BZIMAGE [--duration D] [--json] [flags]")
+	fs := newFlags("run", "run --kernel BZIMAGE | --kernels DIR --variant V [--duration D] [--json] [flags]")
 	rf.register(fs)
 	kernelPath := fs.String("kernel", "", "kernel image (bzImage) to boot")
 	config := fs.String("config", "", "its .config, recorded in the report")
 	widen := fs.Bool("widen", false, "the kernel has the race-window instrumentation: set its delay (not needed for kernels the harness built: their image.json says so)")
 	out := fs.String("out", "", "output directory (default out/run-TIME)")
 	asJSON := fs.Bool("json", false, "print the run's result as JSON")
+	kernels := fs.String("kernels", "", "take the kernel from DIR ('harness build --export DIR'), after checking its sha256")
+	variant := fs.String("variant", "", "with --kernels: unpatched or patched")
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
+	if *kernels != "" {
+		path, conf, err := kernelFromDir(*kernels, *variant, *kernelPath)
+		if err != nil {
+			printErr(err)
+			return exitError
+		}
+		*kernelPath, *config = path, conf
+	}
 	if *kernelPath == "" {
-		fmt.Fprintln(os.Stderr, "harness run: --kernel is required (a bzImage; 'harness build' prints where they are)")
+		fmt.Fprintln(os.Stderr, "harness run: --kernel is required (a bzImage; 'harness build' prints where they are), or --kernels DIR --variant V")
 		return exitError
 	}
 	if err := rf.validate(); err != nil {

@@ -28,6 +28,7 @@ func markdown(r *Report) string {
 	fmt.Fprintf(&b, "# %s: %s\n\n%s\n\n", tool, verdict, verdictSentence(r))
 
 	writeFacts(&b, r)
+	writeShards(&b, r)
 
 	rows := comparisonRows(r)
 	b.WriteString("\n## Comparison\n\n")
@@ -100,6 +101,7 @@ func writeFacts(b *strings.Builder, r *Report) {
 	if r.Method != "" {
 		fact("Method", r.Method)
 	}
+	fact("Pooling", r.Pooling)
 	if len(r.Signature) > 0 {
 		fact("Race signature", strings.Join(r.Signature, "; "))
 	}
@@ -126,6 +128,25 @@ func writeFacts(b *strings.Builder, r *Report) {
 	if r.Interrupted {
 		fact("Interrupted", "yes: only the runs that finished are counted")
 	}
+}
+
+// writeShards lists the comparisons a merged report pooled.
+func writeShards(b *strings.Builder, r *Report) {
+	if len(r.Shards) == 0 {
+		return
+	}
+	b.WriteString("\n## Shards\n\n")
+	header := []string{"shard", "directory", "verdict alone", "p-value alone", "runs (unpatched, patched)", "accel", "started"}
+	var rows [][]string
+	for i, s := range r.Shards {
+		p := "-"
+		if s.PValue != nil {
+			p = fmt.Sprintf("%.3g", *s.PValue)
+		}
+		runs := strings.Trim(fmt.Sprint(s.Runs), "[]")
+		rows = append(rows, []string{fmt.Sprint(i + 1), code(s.Dir), s.Verdict, p, runs, s.Accel, s.Started.Format(time.RFC3339)})
+	}
+	writeMarkdownTable(b, header, rows)
 }
 
 func writeMarkdownTable(b *strings.Builder, header []string, rows [][]string) {

@@ -85,6 +85,10 @@ type Run struct {
 	// Contended marks a run whose pages per second fell below half its
 	// variant's median: the host was likely busy, and the run stressed less.
 	Contended bool `json:"contended,omitempty"`
+	// Shard is, in a merged report, the 1-based position in Report.Shards
+	// of the shard that ran this run; ShardIndex is its index there.
+	Shard      int `json:"shard,omitempty"`
+	ShardIndex int `json:"shard_index,omitempty"`
 }
 
 // throughput fills PagesPerSec and WrittenBackPerSec from the run's figures.
@@ -132,8 +136,11 @@ func (r Run) Exposure() float64 {
 
 // Variant sums the runs of one kernel.
 type Variant struct {
-	Name             string  `json:"name"`
-	Kernel           string  `json:"kernel"`
+	Name   string `json:"name"`
+	Kernel string `json:"kernel"`
+	// KernelSHA256 is the bzImage's sha256, recorded when it was built:
+	// what 'harness merge' checks to know that shards ran the same kernels.
+	KernelSHA256     string  `json:"kernel_sha256,omitempty"`
 	Runs             int     `json:"runs"`
 	StressSeconds    float64 `json:"stress_seconds"` // all runs; see Exposure for what counts
 	PagesVerified    uint64  `json:"pages_verified"`
@@ -222,6 +229,49 @@ type Report struct {
 	Finished       time.Time `json:"finished"`
 	Interrupted    bool      `json:"interrupted"`
 	Variants       []Variant `json:"variants"`
+
+	// What 'harness merge' needs to tell whether shards may be pooled.
+	// PatchSHA256 is the patch file's sha256; Kernels the directory the
+	// kernels came from (compare --kernels), if any; Alpha the
+	// significance level; PlannedRuns --runs for the fixed design;
+	// SignaturePatterns the --signature expressions as given; Guest how
+	// every guest was set up.
+	PatchSHA256       string   `json:"patch_sha256,omitempty"`
+	Kernels           string   `json:"kernels,omitempty"`
+	Alpha             float64  `json:"alpha,omitempty"`
+	PlannedRuns       *int     `json:"planned_runs,omitempty"`
+	SignaturePatterns []string `json:"signature_patterns,omitempty"`
+	Guest             *Guest   `json:"guest,omitempty"`
+	// Shards lists, in a merged report, the comparisons whose runs were
+	// pooled, and Pooling says how they were judged together.
+	Shards  []Shard `json:"shards,omitempty"`
+	Pooling string  `json:"pooling,omitempty"`
+}
+
+// Guest is how every guest of a comparison was set up: runs pooled from
+// several machines must agree on all of it.
+type Guest struct {
+	CPUs       int     `json:"cpus"`
+	MemMiB     int     `json:"mem_mib"`
+	SwapMiB    int     `json:"swap_mib"`
+	RunSeconds float64 `json:"run_seconds"`
+	// Workload is the stress set-up in words (workers, memory, mode, pool
+	// swing), or the external workload's command line.
+	Workload string `json:"workload"`
+	// Cmdline is the kernel parameters the harness adds at boot.
+	Cmdline          string  `json:"cmdline"`
+	HangAfterSeconds float64 `json:"hang_after_seconds"`
+}
+
+// Shard is one comparison pooled into a merged report.
+type Shard struct {
+	Dir      string    `json:"dir"`
+	Verdict  string    `json:"verdict"`
+	PValue   *float64  `json:"p_value"`
+	Runs     []int     `json:"runs"` // per variant, unpatched first
+	Accel    string    `json:"accel"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 }
 
 // Aggregate sums runs into a Variant, classifying each run's failure with
