@@ -54,6 +54,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "harness:", err)
 			os.Exit(exitError)
 		}
+		// What a killed harness left, and input that fails at once.
+		if err := startUp(os.Args[1], args); err != nil {
+			printErr(err)
+			os.Exit(exitError)
+		}
 	}
 	switch os.Args[1] {
 	case "build":

@@ -54,9 +54,43 @@ func CheckTools() error {
 // minFreeBytes is what unpacking and building two variants needs.
 const minFreeBytes = 3 << 30
 
+// CheckSpec checks what can be checked of a source's name without side
+// effects (no apt, no unpacking): a known Debian version, a git source
+// naming an existing directory and a revision, or a kernel tree. The
+// harness calls it before anything slow starts.
+func CheckSpec(spec string) error {
+	switch {
+	case strings.HasPrefix(spec, "debian:"):
+		if ver := strings.TrimPrefix(spec, "debian:"); ver != "6.1" && ver != "6.12" {
+			return fault.Newf(fault.Usage, "source", "unknown source %q: Debian sources are debian:6.1 and debian:6.12", spec)
+		}
+		return nil
+	case strings.HasPrefix(spec, "git:"):
+		repo, rev, ok := strings.Cut(strings.TrimPrefix(spec, "git:"), "@")
+		if !ok || repo == "" || rev == "" {
+			return fault.Newf(fault.Usage, "source", "git source %q: want git:PATH@REV", spec)
+		}
+		if st, err := os.Stat(repo); err != nil || !st.IsDir() {
+			return fault.Newf(fault.Usage, "source", "git source %q: %s is not a directory", spec, repo)
+		}
+		return nil
+	}
+	st, err := os.Stat(spec)
+	if err != nil || !st.IsDir() {
+		return fault.Newf(fault.Usage, "source", "unknown source %q: use debian:6.1, debian:6.12, git:PATH@REV or a kernel source directory", spec)
+	}
+	if !isKernelTree(spec) {
+		return fault.Newf(fault.Usage, "source", "%s is not a kernel source tree (no Makefile, Kconfig and mm/)", spec)
+	}
+	return nil
+}
+
 // Resolve finds or prepares the source named by spec: "debian:6.1",
 // "debian:6.12", "git:PATH@REV", or a directory holding a kernel tree.
 func Resolve(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
+	if err := CheckSpec(spec); err != nil {
+		return nil, err
+	}
 	switch {
 	case strings.HasPrefix(spec, "debian:"), strings.HasPrefix(spec, "git:"):
 		// These unpack into the cache: check it is the user's own first.

@@ -5,6 +5,7 @@ package vm
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,14 +102,14 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, fault.Newf(fault.Infra, "qemu", "%s not found in PATH: install QEMU with 'apt-get install qemu-system-x86' (or run scripts/install-deps.sh)", cfg.QEMU)
 	}
-	if err := checkKernel(cfg.Kernel); err != nil {
+	if err := CheckKernel(cfg.Kernel); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fault.New(fault.Infra, "run directory", err)
 	}
 	// Unix socket paths must be short: keep them out of the output directory.
-	tmp, err := os.MkdirTemp("", "zr-vm-")
+	tmp, err := makeTemp()
 	if err != nil {
 		return nil, fault.New(fault.Infra, "temp dir", err)
 	}
@@ -154,19 +155,52 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	return m, nil
 }
 
-// checkKernel rejects a path that is not an x86 bzImage before QEMU does,
-// with a clearer message.
-func checkKernel(path string) error {
+// CheckKernel rejects a path that is not an x86 bzImage before QEMU does,
+// with a clearer message. It reads only the header: callers check the
+// image before any slow step (building the agent, starting QEMU).
+func CheckKernel(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fault.Newf(fault.Usage, "kernel", "%v", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return fault.Newf(fault.Usage, "kernel", "%s is not a regular file: pass a bzImage", path)
+	}
 	hdr := make([]byte, 0x206)
 	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[0x202:0x206]) != "HdrS" {
 		return fault.Newf(fault.Usage, "kernel", "%s is not a bootable x86 kernel image (bzImage): no 'HdrS' boot header; pass arch/x86/boot/bzImage, not vmlinux", path)
 	}
 	return nil
+}
+
+// truncation says when the bzImage at path is shorter than its boot
+// header says it is ("" when it is not, or cannot be read): setup sectors
+// at 0x1f1 (0 means 4) plus the protected-mode part, syssize 16-byte
+// paragraphs at 0x1f4.
+func truncation(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	hdr := make([]byte, 0x206)
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[0x202:0x206]) != "HdrS" {
+		return ""
+	}
+	setup := int64(hdr[0x1f1])
+	if setup == 0 {
+		setup = 4
+	}
+	want := (setup+1)*512 + int64(binary.LittleEndian.Uint32(hdr[0x1f4:0x1f8]))*16
+	if st.Size() < want {
+		return fmt.Sprintf("%s is %d bytes, but its boot header says %d: the image is truncated (an interrupted copy or a full disk?)", path, st.Size(), want)
+	}
+	return ""
 }
 
 func makeSparse(path string, size int64) error {
@@ -339,22 +373,43 @@ func (m *Machine) bootFailure(op string, err error) error {
 	log := m.conBuf.Bytes()
 	reps := console.Parse(log)
 	detail := console.Tail(log, 30)
+	if strings.TrimSpace(detail) == "" {
+		detail = "(the console is empty: the kernel printed nothing)"
+	}
+	if hint := truncation(m.cfg.Kernel); hint != "" {
+		detail += "\n" + hint
+	}
 	if len(reps) > 0 {
 		// The kernel's own words beat the symptom we saw (a reset socket).
 		if err != nil {
 			detail = "(" + op + ": " + err.Error() + ")\n" + detail
 		}
 		op, err = "kernel did not boot to the agent", fmt.Errorf("%s", reps[0].Title)
+		return &fault.Error{Kind: fault.Boot, Op: op, Err: err, Detail: detail, Log: m.LogPath}
+	}
+	select {
+	case <-m.exited:
+		if s := strings.TrimSpace(m.stderr.String()); s != "" {
+			return &fault.Error{Kind: fault.Infra, Op: "qemu: " + op, Err: errors.New(s), Detail: detail, Log: m.LogPath}
+		}
+		// QEMU ended by itself with nothing to say: the guest reset or
+		// powered off before the agent was up (a truncated or corrupt
+		// image resets at once). The socket error is only the symptom.
+		if err != nil {
+			detail = "(" + op + ": " + err.Error() + ")\n" + detail
+		}
+		how := "QEMU exited"
+		if ev := m.Events(); len(ev) > 0 {
+			how += " after " + strings.Join(ev, ", ")
+		}
+		return &fault.Error{Kind: fault.Boot, Op: "the kernel did not boot",
+			Err: fmt.Errorf("%s before the agent came up", how), Detail: detail, Log: m.LogPath}
+	default:
 	}
 	if err == nil {
-		select {
-		case <-m.exited:
-			if s := strings.TrimSpace(m.stderr.String()); s != "" {
-				return &fault.Error{Kind: fault.Infra, Op: "qemu: " + op, Err: errors.New(s), Detail: detail, Log: m.LogPath}
-			}
-		default:
-		}
 		err = errors.New("no crash on the console")
+	} else {
+		op = "the kernel did not boot to the agent: " + op
 	}
 	return &fault.Error{Kind: fault.Boot, Op: op, Err: err, Detail: detail, Log: m.LogPath}
 }
