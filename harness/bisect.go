@@ -4,20 +4,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"zswaprace/harness/fault"
-	"zswaprace/harness/fsutil"
 	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
+	"zswaprace/harness/verdict"
 )
 
 // git bisect run's contract.
@@ -28,13 +29,16 @@ const (
 	bisectAbort = 128
 )
 
-// badRule says which failures make a commit bad.
+// badRule says which failures make a commit bad: the race's own, as
+// compare tells them (report.Signature): a corruption, or a crash or hang
+// whose title or guilty function matches one the bad end showed, or
+// --crash-pattern. Any other kernel failure makes the step a skip.
 type badRule struct {
-	on      map[report.Outcome]bool // outcomes that count: corruption, crash, hang
-	pattern *regexp.Regexp          // when set, a crash counts only if a title matches
+	on  map[report.Outcome]bool // outcomes that may count: corruption, crash, hang, warning
+	sig report.Signature
 }
 
-func parseBadRule(on, pattern string) (badRule, error) {
+func parseBadRule(on string, patterns, ignore []string) (badRule, error) {
 	r := badRule{on: map[report.Outcome]bool{}}
 	for _, o := range strings.Split(on, ",") {
 		switch o := report.Outcome(strings.TrimSpace(o)); o {
@@ -46,52 +50,80 @@ func parseBadRule(on, pattern string) (badRule, error) {
 			return r, fmt.Errorf("--bad-on %q: want any (corruption, crash, hang), or a list of corruption, crash, hang, warning", o)
 		}
 	}
-	if pattern != "" {
-		re, err := regexp.Compile(pattern)
-		if err != nil {
-			return r, fmt.Errorf("--crash-pattern: %v", err)
-		}
-		r.pattern = re
+	var err error
+	if r.sig.Patterns, err = compileAll("crash-pattern", patterns); err != nil {
+		return r, err
 	}
-	return r, nil
+	r.sig.Ignore, err = compileAll("ignore", ignore)
+	return r, err
 }
 
-// bad says whether a run's failure is what is being bisected. With a
-// pattern, it is compare's classification: a corruption always is, a crash
-// or hang only when the pattern matches its title or guilty function.
-func (b badRule) bad(r report.Run) bool {
-	if !r.Failed() || !b.on[r.Outcome] {
-		return false
+// judge says what one run shows: bad when it failed the way being
+// bisected; skip, with the reason, when it failed another way or proved
+// nothing; abort when the host or the harness failed; good when clean.
+func (b badRule) judge(r report.Run) (int, string) {
+	if r.Corruptions > 0 || r.Outcome == report.OutcomeCorruption {
+		// Corruption is the race's own evidence, even when a crash followed.
+		if b.on[report.OutcomeCorruption] {
+			return bisectBad, fmt.Sprintf("%d corrupt pages", max(r.Corruptions, 1))
+		}
+		return bisectSkip, "corrupt pages, but --bad-on leaves corruption out"
 	}
-	if b.pattern == nil {
-		return true
+	switch r.Outcome {
+	case report.OutcomeInfraError, report.OutcomeInterrupted:
+		return bisectAbort, fmt.Sprintf("%s: %s", r.Outcome, firstLine(r.Error))
+	case report.OutcomeBootFailure, report.OutcomeNoWriteback, report.OutcomeOOM:
+		return bisectSkip, fmt.Sprintf("%s proves nothing: %s", r.Outcome, firstLine(r.Error))
 	}
-	return report.Signature{Patterns: []*regexp.Regexp{b.pattern}}.Classify(r) == report.RaceFailure
+	if r.Failed() {
+		title := strings.TrimPrefix(firstTitle(r), ": ")
+		if b.sig.Classify(r) == report.RaceFailure && b.on[r.Outcome] {
+			return bisectBad, fmt.Sprintf("%s: %s", r.Outcome, title)
+		}
+		if b.sig.Classify(r) == "" {
+			return bisectGood, "" // only --ignore'd reports
+		}
+		return bisectSkip, fmt.Sprintf("%s %q is not the bisected failure (its signature: %s)", r.Outcome, title, b.describe())
+	}
+	for _, k := range r.Reports {
+		if k.BeforeWorkload && k.Kind != "oom" && !b.ignored(k.Title) {
+			return bisectSkip, fmt.Sprintf("the kernel reports %q at boot, before the workload: a commit with another bug cannot be judged", k.Title)
+		}
+	}
+	return bisectGood, ""
 }
 
-// stepExit maps a bisect step's runs to git bisect's exit code: bad as soon
-// as one run fails the way being bisected; skip when the kernel did not boot
-// or a run proved nothing; abort when the host or harness failed; good when
-// every run was clean.
-func stepExit(runs []report.Run, rule badRule) int {
-	for _, r := range runs {
-		if rule.bad(r) {
-			return bisectBad
+func (b badRule) ignored(title string) bool {
+	for _, p := range b.sig.Ignore {
+		if p.MatchString(title) {
+			return true
 		}
 	}
-	for _, r := range runs {
-		switch r.Outcome {
-		case report.OutcomeInfraError, report.OutcomeInterrupted:
-			return bisectAbort
+	return false
+}
+
+func (b badRule) describe() string {
+	s := b.sig.Strings()
+	if len(s) == 0 {
+		return "corrupt pages only"
+	}
+	return "corrupt pages, " + strings.Join(s, ", ")
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// stepExit is the step's exit from its runs so far: the first run that is
+// not clean decides (bad, skip or abort); all clean is good.
+func stepExit(runs []report.Run, rule badRule) (int, string) {
+	for i, r := range runs {
+		if code, why := rule.judge(r); code != bisectGood {
+			return code, fmt.Sprintf("run %d: %s", i+1, why)
 		}
 	}
-	for _, r := range runs {
-		switch r.Outcome {
-		case report.OutcomeBootFailure, report.OutcomeNoWriteback, report.OutcomeOOM:
-			return bisectSkip
-		}
-	}
-	return bisectGood
+	return bisectGood, ""
 }
 
 // errorExit maps an error before any run to git bisect's exit code: a
@@ -105,21 +137,62 @@ func errorExit(err error) int {
 	return bisectAbort
 }
 
-// runsPerStep is how many clean runs of the given length keep the chance of
-// calling a bad commit good under miss, for a bad commit that fails at rate
-// perHour: a clean stretch of T seconds has probability exp(-rate*T).
-func runsPerStep(perHour, miss float64, runSeconds float64) int {
-	if perHour <= 0 || miss <= 0 || miss >= 1 || runSeconds <= 0 {
-		return 1
-	}
-	need := math.Log(1/miss) / (perHour / 3600)
-	return max(1, int(math.Ceil(need/runSeconds-1e-9)))
+// badEndFile is what bisect-run --measure found at the bad end: every step
+// of the bisection reads it, to know how long to stay clean before calling
+// a commit good, and which crashes are the race's.
+type badEndFile struct {
+	Commit string `json:"commit"`
+	Tree   string `json:"tree"`
+	// Config is the run flags it was measured with: a step with other
+	// flags fails at another rate, so it may not use this measurement.
+	Config string `json:"config"`
+	Widen  bool   `json:"widen"`
+	verdict.BadEnd
+	Runs          int      `json:"runs"`
+	OtherFailures int      `json:"other_failures"`
+	BudgetSpent   bool     `json:"budget_spent"`
+	Signature     []string `json:"signature"`
+	// The bisection's wrong-culprit target, the verdicts it allows for, and
+	// so the miss chance each step is given.
+	Wrong      float64 `json:"wrong_culprit_target"`
+	Candidates int     `json:"candidates"`
+	Steps      int     `json:"steps"`
+	StepMiss   float64 `json:"step_miss"`
+	CleanSec   float64 `json:"clean_seconds_per_good_step"`
 }
 
-// missChance is the chance that a bad commit failing at perHour shows no
-// failure in seconds of stress.
-func missChance(perHour, seconds float64) float64 {
-	return math.Exp(-perHour / 3600 * seconds)
+func readBadEnd(path string) (*badEndFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var be badEndFile
+	if err := json.Unmarshal(b, &be); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return &be, nil
+}
+
+// runConfig is the part of the run flags a failure rate depends on.
+func runConfig(rf runFlags, widen bool) string {
+	rf.qemu, rf.hangAfter = "", 0
+	return fmt.Sprintf("%+v widen=%v", rf, widen)
+}
+
+type bisectFlags struct {
+	rf              runFlags
+	tree, rev, out  string
+	widen           bool
+	badOn           string
+	patterns        multiFlag
+	ignore          multiFlag
+	badEnd          string
+	good            multiFlag
+	wrong, miss     float64
+	measure         bool
+	runs            int
+	measureFailures int
+	measureBudget   time.Duration
 }
 
 func cmdBisectRun(ctx context.Context, args []string) (code int) {
@@ -130,138 +203,372 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 			code = bisectAbort
 		}
 	}()
-	var rf runFlags
-	fs := newFlags("bisect-run", "bisect-run [--tree DIR] [--rev REV] [--widen] [--bad-rate R] [--bad-on any] [--crash-pattern RE]")
-	rf.register(fs)
-	tree := fs.String("tree", ".", "kernel git tree (git bisect runs the step in it)")
-	rev := fs.String("rev", "HEAD", "commit to test")
-	widen := fs.Bool("widen", false, "apply patches/zswap-writeback-delay.patch at every step")
-	badOn := fs.String("bad-on", "any", "what makes a commit bad: any, or a list of corruption, crash, hang")
-	pattern := fs.String("crash-pattern", "", "a crash is bad only if its title matches this regexp (others are reported, not counted)")
-	runs := fs.Int("runs", 0, "runs per step (default: from --bad-rate and --miss)")
-	badRate := fs.Float64("bad-rate", 0, "failures per hour of stress measured at the bad end (make bisect measures it)")
-	miss := fs.Float64("miss", 0.05, "acceptable chance of calling a bad commit good")
-	measure := fs.Bool("measure", false, "run every run even after a failure, and write the failure rate to --rate-file")
-	rateFile := fs.String("rate-file", "", "with --measure: file to write failures per hour into")
-	measureFailures := fs.Int("measure-failures", 2, "with --measure and no --runs: run until this many failures")
-	measureBudget := fs.Duration("measure-budget", 20*time.Minute, "with --measure and no --runs: give up after this much wall time")
-	out := fs.String("out", "", "output directory; each step logs to a subdirectory named by commit")
+	var f bisectFlags
+	fs := newFlags("bisect-run", "bisect-run [--tree DIR] [--rev REV] [--widen] [--bad-end FILE | --measure] [--wrong P]\n\n"+
+		"Run by 'git bisect run' (make bisect does that in its own clone), or by hand from inside\n"+
+		"the tree: 'git bisect start BAD GOOD; git bisect run /path/to/bin/harness bisect-run --widen'.\n"+
+		"The first step measures the bad end (refs/bisect/bad) until it has failed --measure-failures\n"+
+		"times; every step then runs until the race fails (bad) or its clean stress leaves less than\n"+
+		"the step's miss chance that a bad commit would look this clean (good). Other kernel failures,\n"+
+		"and commits that do not build or boot, are skipped with the reason.")
+	f.rf.register(fs)
+	fs.StringVar(&f.tree, "tree", ".", "kernel git tree (git bisect runs the step in it)")
+	fs.StringVar(&f.rev, "rev", "HEAD", "commit to test")
+	fs.BoolVar(&f.widen, "widen", false, "apply patches/zswap-writeback-delay.patch at every step")
+	fs.StringVar(&f.badOn, "bad-on", "any", "which of the race's failures make a commit bad: any (corruption, crash, hang), or a list of corruption, crash, hang, warning")
+	fs.Var(&f.patterns, "crash-pattern", "regexp: a crash or hang whose title or guilty function matches is the race's, besides the titles the bad end shows (repeatable)")
+	fs.Var(&f.ignore, "ignore", "regexp: kernel reports whose title matches are known and benign (repeatable)")
+	fs.StringVar(&f.badEnd, "bad-end", "", "the bad end's measurement (bisect-run --measure writes it; default: measured on the first step of a bisection by hand and kept in the cache)")
+	fs.Var(&f.good, "good", "with --measure: the good end (repeatable), to count the commits the bisection will judge")
+	fs.Float64Var(&f.wrong, "wrong", 0.05, "with --measure: the chance of naming a wrong culprit the whole bisection may take")
+	fs.Float64Var(&f.miss, "miss", 0, "chance that this step calls a bad commit good (default: the measurement's per-step share of --wrong)")
+	fs.BoolVar(&f.measure, "measure", false, "this commit is the bad end: run until it has failed --measure-failures times (or for --runs runs) and write --bad-end")
+	fs.IntVar(&f.runs, "runs", 0, "with --measure: a fixed number of runs instead")
+	fs.IntVar(&f.measureFailures, "measure-failures", 4, "with --measure: failures to see at the bad end (more make every good step shorter)")
+	fs.DurationVar(&f.measureBudget, "measure-budget", 20*time.Minute, "with --measure: give up after this much wall time")
+	fs.StringVar(&f.out, "out", "", "output directory; each step logs to a subdirectory named by commit (default: out/bisect in the harness checkout)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return bisectGood
+		}
 		return bisectAbort
 	}
-	rule, err := parseBadRule(*badOn, *pattern)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "harness bisect-run: unexpected argument %q (flags go before nothing else; see -h)\n", fs.Arg(0))
+		return bisectAbort
+	}
+	rule, err := parseBadRule(f.badOn, f.patterns, f.ignore)
 	if err == nil {
-		err = rf.validate()
+		err = f.rf.validate()
+	}
+	if err == nil {
+		err = f.check()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
 	}
-	n := *runs
-	adaptive := *measure && n == 0
-	if n == 0 {
-		n = runsPerStep(*badRate, *miss, rf.duration.Seconds())
+	if f.out == "" {
+		root, err := repoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
+			return bisectAbort
+		}
+		f.out = filepath.Join(root, "out", "bisect")
 	}
-	p := newProgress()
-	commit, img, err := buildStep(ctx, *tree, *rev, *widen, p.Say)
-	dir := *out
-	if dir == "" {
-		dir = filepath.Join("out", "bisect")
-	}
-	if commit != "" {
-		dir = filepath.Join(dir, "step-"+commit[:12])
-	}
-	step := map[string]any{"commit": commit, "rev": *rev, "runs_planned": n, "bad_rate_per_hour": *badRate, "miss_bound": *miss}
-	if err != nil {
-		printErr(err)
-		code := errorExit(err)
-		step["build_error"], step["exit"] = err.Error(), code
-		writeJSONFile(filepath.Join(dir, "step.json"), step)
-		fmt.Fprintf(os.Stderr, "bisect step %.12s: %s\n", commit, exitWord(code))
-		return code
-	}
-	e, err := newEnv(ctx, rf, cacheDir(), dir, p.Say)
-	if err != nil {
-		printErr(err)
+	if f.tree, err = filepath.Abs(f.tree); err != nil {
+		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
 	}
-	var done []report.Run
-	begin := time.Now()
-	// more says whether to start run i: a measurement runs until it has
-	// seen enough failures (however slow this machine finds them) or its
-	// budget is spent; a step runs its planned runs.
-	more := func(i int) bool {
-		if !adaptive {
-			return i <= n
+	b := &bisector{f: f, rule: rule, p: newProgress()}
+	if f.measure {
+		code, _ = b.measureBadEnd(ctx, f.rev, f.badEnd)
+		return code
+	}
+	be, code := b.loadBadEnd(ctx)
+	if be == nil {
+		return code
+	}
+	return b.step(ctx, be)
+}
+
+func (f *bisectFlags) check() error {
+	switch {
+	case f.wrong <= 0 || f.wrong >= 1:
+		return fmt.Errorf("--wrong %g: want a chance between 0 and 1", f.wrong)
+	case f.miss < 0 || f.miss >= 1:
+		return fmt.Errorf("--miss %g: want a chance between 0 and 1 (0: from the measurement)", f.miss)
+	case f.measureFailures < 1:
+		return fmt.Errorf("--measure-failures %d: at least 1", f.measureFailures)
+	case f.runs < 0:
+		return fmt.Errorf("--runs %d: must not be negative", f.runs)
+	case f.measureBudget <= 0:
+		return fmt.Errorf("--measure-budget must be positive")
+	case !f.measure && (f.runs > 0 || len(f.good) > 0):
+		return fmt.Errorf("--runs and --good only go with --measure: a step runs until it can say good or bad")
+	}
+	return nil
+}
+
+type bisector struct {
+	f    bisectFlags
+	rule badRule
+	p    *progress
+}
+
+// loadBadEnd reads the bad end's measurement, or, by hand inside a git
+// bisect, measures refs/bisect/bad first and keeps the result in the
+// cache for the steps that follow.
+func (b *bisector) loadBadEnd(ctx context.Context) (*badEndFile, int) {
+	path := b.f.badEnd
+	if path != "" {
+		be, err := readBadEnd(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "harness bisect-run: --bad-end: %v (bisect-run --measure at the bad end writes it)\n", err)
+			return nil, bisectAbort
 		}
-		failed := 0
-		for _, r := range done {
-			if rule.bad(r) {
-				failed++
+		if be.Config != runConfig(b.f.rf, b.f.widen) {
+			fmt.Fprintf(os.Stderr, "harness bisect-run: %s was measured with other run flags, and a failure rate holds only for the flags it was measured with:\n  measured: %s\n  this step: %s\n", path, be.Config, runConfig(b.f.rf, b.f.widen))
+			return nil, bisectAbort
+		}
+		return be, 0
+	}
+	bad, err := gitOut(ctx, b.f.tree, "rev-parse", "--verify", "-q", "refs/bisect/bad")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "harness bisect-run: no measurement of the bad end: pass --bad-end FILE (bisect-run --measure writes it), or run inside 'git bisect' (no refs/bisect/bad in %s)\n", b.f.tree)
+		return nil, bisectAbort
+	}
+	path = badEndPath(b.f.tree, bad)
+	if be, err := readBadEnd(path); err == nil && be.Config == runConfig(b.f.rf, b.f.widen) {
+		return be, 0
+	}
+	goods, _ := gitOut(ctx, b.f.tree, "for-each-ref", "--format=%(objectname)", "refs/bisect/good-*")
+	b.f.good = strings.Fields(goods)
+	b.p.Say(fmt.Sprintf("first step of this bisection: measuring the bad end %.12s", bad))
+	code, be := b.measureBadEnd(ctx, bad, path)
+	if be == nil || code != bisectBad {
+		fmt.Fprintf(os.Stderr, "harness bisect-run: the bad end %.12s did not fail (%s): nothing to bisect\n", bad, exitWord(code))
+		return nil, bisectAbort
+	}
+	return be, 0
+}
+
+// measureBadEnd runs the bad end until it has failed measureFailures
+// times (however slow this machine is) or the budget is spent, learns the
+// race's signature from its crashes, and writes the measurement to path.
+func (b *bisector) measureBadEnd(ctx context.Context, rev, path string) (int, *badEndFile) {
+	f := b.f
+	commit, img, err := buildStep(ctx, f.tree, rev, f.widen, b.p.Say)
+	dir := b.stepDir(commit)
+	if err != nil {
+		return b.buildFailed(commit, rev, dir, err), nil
+	}
+	if path == "" {
+		path = badEndPath(f.tree, commit)
+	}
+	e, err := newEnv(ctx, f.rf, cacheDir(), dir, b.p.Say)
+	if err != nil {
+		printErr(err)
+		return bisectAbort, nil
+	}
+	begin := time.Now()
+	var runs []report.Run
+	failures := func() (n int) {
+		rule := b.rule
+		rule.sig = rule.sig.Learn(runs)
+		for _, r := range runs {
+			if c, _ := rule.judge(r); c == bisectBad {
+				n++
 			}
 		}
-		return failed < *measureFailures && time.Since(begin)+rf.duration < *measureBudget
+		return n
 	}
-	for i := 1; more(i) && ctx.Err() == nil; i++ {
-		spec := e.spec("commit-"+commit[:12], i, bootOf(img), fmt.Sprintf("run-%d", i))
-		spec.Stress.StopOnCorruption = true
-		r := runner.Run(ctx, spec)
-		done = append(done, r)
-		of := fmt.Sprint(n)
-		if adaptive {
-			of = "?"
+	more := func() bool {
+		if f.runs > 0 {
+			return len(runs) < f.runs
 		}
-		p.Say(fmt.Sprintf("step %.12s run %d/%s: %s after %.0f s%s", commit, i, of, r.Outcome, r.StressSeconds, firstTitle(r)))
-		if c := stepExit(done, rule); c != bisectGood && !*measure {
+		return failures() < f.measureFailures && time.Since(begin)+f.rf.duration < f.measureBudget
+	}
+	for i := 1; more() && ctx.Err() == nil; i++ {
+		r := b.run(ctx, e, commit, i, img)
+		runs = append(runs, r)
+		b.p.Say(fmt.Sprintf("bad end %.12s run %d: %s after %.0f s%s (%d of %d failures)", commit, i, r.Outcome, r.StressSeconds, firstTitle(r), failures(), f.measureFailures))
+		if r.Outcome == report.OutcomeInfraError || r.Outcome == report.OutcomeInterrupted {
 			break
 		}
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run: interrupted")
+		return bisectAbort, nil
+	}
+	rule := b.rule
+	rule.sig = rule.sig.Learn(runs)
+	be := &badEndFile{Commit: commit, Tree: f.tree, Config: runConfig(f.rf, f.widen), Widen: f.widen, Runs: len(runs),
+		Signature: rule.sig.Strings(), Wrong: f.wrong}
+	code, why := bisectGood, ""
+	for i, r := range runs {
+		c, w := rule.judge(r)
+		switch {
+		case c == bisectBad:
+			be.Failures++
+			code = bisectBad
+		case r.Failed():
+			be.OtherFailures++
+		}
+		if c == bisectAbort || (c == bisectSkip && code == bisectGood) {
+			code, why = c, fmt.Sprintf("run %d: %s", i+1, w)
+		}
+		be.Exposure += r.Exposure()
+	}
+	if code == bisectAbort {
+		fmt.Fprintf(os.Stderr, "harness bisect-run: %s\n", why)
+		return bisectAbort, nil
+	}
+	be.BudgetSpent = f.runs == 0 && be.Failures < f.measureFailures
+	be.Candidates = b.candidates(ctx, commit)
+	be.Steps = verdict.BisectSteps(be.Candidates)
+	be.StepMiss = verdict.StepMiss(f.wrong, be.Steps)
+	be.CleanSec = be.CleanNeeded(be.StepMiss)
+	step := map[string]any{"commit": commit, "subject": subject(ctx, f.tree, commit), "rev": rev, "role": "bad end",
+		"exit": code, "verdict": exitWord(code), "reason": why, "runs": len(runs), "failures": be.Failures,
+		"stress_seconds": be.Exposure, "run_details": runs}
+	if err := writeJSONFile(filepath.Join(dir, "step.json"), step); err == nil && be.Failures > 0 {
+		err = writeJSONFile(path, be)
+		if err == nil && path != badEndPath(f.tree, commit) {
+			// By hand, a bisection of the same tree finds it here too.
+			err = writeJSONFile(badEndPath(f.tree, commit), be)
+		}
+		if err != nil {
+			printErr(err)
+			return bisectAbort, nil
+		}
+	}
+	msg := fmt.Sprintf("bad end %.12s: %d race failures in %.0f s of stress over %d runs", commit, be.Failures, be.Exposure, len(runs))
+	if be.OtherFailures > 0 {
+		msg += fmt.Sprintf(" (%d other failures, not counted)", be.OtherFailures)
+	}
+	if be.Failures > 0 {
+		msg += fmt.Sprintf("; signature: %s; %d commits to judge, so each step may miss with chance %.3g (%.2g in all): a good step needs %.0f s of clean stress",
+			rule.describe(), be.Candidates, be.StepMiss, f.wrong, be.CleanSec)
+		if be.BudgetSpent {
+			msg += fmt.Sprintf(" (the budget ran out before %d failures: a longer --measure-budget shortens every good step)", f.measureFailures)
+		}
+	} else if why != "" {
+		msg += "; " + why
+	}
+	fmt.Fprintln(os.Stderr, msg+"; log in "+dir)
+	return code, be
+}
+
+// step is one bisection step: runs until the race fails (bad), another
+// failure or a run that proves nothing makes it a skip, or its clean stress
+// makes a bad commit this clean unlikely enough (good).
+func (b *bisector) step(ctx context.Context, be *badEndFile) int {
+	f := b.f
+	if be.Failures < 1 {
+		fmt.Fprintln(os.Stderr, "harness bisect-run: the bad end's measurement has no failure: nothing to bisect")
 		return bisectAbort
 	}
-	code = stepExit(done, rule)
-	failures, unrelated, exposure := 0, 0, 0.0
-	for _, r := range done {
-		switch {
-		case rule.bad(r):
-			failures++
-		case r.Failed():
-			unrelated++
+	miss := f.miss
+	if miss == 0 {
+		miss = be.StepMiss
+	}
+	need := be.CleanNeeded(miss)
+	rule := b.rule
+	rule.sig.Titles = nil
+	for _, s := range be.Signature {
+		if !strings.HasPrefix(s, "/") {
+			rule.sig.Titles = append(rule.sig.Titles, s)
 		}
-		exposure += r.Exposure()
 	}
-	chance := missChance(*badRate, exposure)
-	if code == bisectGood && unrelated > 0 && (*badRate <= 0 || chance > *miss) {
-		// Failures that are not the one bisected cut runs short: without
-		// enough clean time, "good" would be a guess.
-		fmt.Fprintf(os.Stderr, "bisect step %.12s: %d run(s) failed in a way not being bisected and the remaining stress is too short to call it good: skip\n", commit, unrelated)
-		code = bisectSkip
+	commit, img, err := buildStep(ctx, f.tree, f.rev, f.widen, b.p.Say)
+	dir := b.stepDir(commit)
+	if err != nil {
+		return b.buildFailed(commit, f.rev, dir, err)
 	}
-	step["runs"], step["failures"], step["stress_seconds"], step["exit"], step["run_details"] = len(done), failures, exposure, code, done
-	if *badRate > 0 {
-		step["chance_bad_called_good"] = chance
+	e, err := newEnv(ctx, f.rf, cacheDir(), dir, b.p.Say)
+	if err != nil {
+		printErr(err)
+		return bisectAbort
+	}
+	var runs []report.Run
+	clean := 0.0
+	code, why := bisectGood, ""
+	for i := 1; be.MissChance(clean) > miss; i++ {
+		r := b.run(ctx, e, commit, i, img)
+		runs = append(runs, r)
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "harness bisect-run: interrupted")
+			return bisectAbort
+		}
+		if code, why = rule.judge(r); code != bisectGood {
+			why = fmt.Sprintf("run %d: %s", i, why)
+			b.p.Say(fmt.Sprintf("step %.12s run %d: %s", commit, i, why))
+			break
+		}
+		clean += r.Exposure()
+		b.p.Say(fmt.Sprintf("step %.12s run %d: clean for %.0f s; %.0f of %.0f s clean stress (a bad commit would look this clean with chance %.3f)",
+			commit, i, r.Exposure(), clean, need, be.MissChance(clean)))
+	}
+	failures := 0
+	if code == bisectBad {
+		failures = 1
+	}
+	step := map[string]any{"commit": commit, "subject": subject(ctx, f.tree, commit), "rev": f.rev, "exit": code, "verdict": exitWord(code),
+		"reason": why, "runs": len(runs), "failures": failures, "clean_seconds": clean, "clean_needed": need,
+		"step_miss": miss, "run_details": runs}
+	if code == bisectGood {
+		step["chance_bad_called_good"] = be.MissChance(clean)
 	}
 	if err := writeJSONFile(filepath.Join(dir, "step.json"), step); err != nil {
 		printErr(err)
 		return bisectAbort
 	}
-	msg := fmt.Sprintf("bisect step %.12s: %s (%d runs, %d failures, %.0f s of stress", commit, exitWord(code), len(done), failures, exposure)
-	if *badRate > 0 && code == bisectGood {
-		msg += fmt.Sprintf("; chance a bad commit looks this clean: %.3f", chance)
+	msg := fmt.Sprintf("bisect step %.12s: %s (%d runs, %.0f s clean", commit, exitWord(code), len(runs), clean)
+	switch code {
+	case bisectGood:
+		msg += fmt.Sprintf("; a bad commit would look this clean with chance %.3f, at most %.3g", be.MissChance(clean), miss)
+	default:
+		msg += "; " + why
 	}
 	fmt.Fprintln(os.Stderr, msg+"); log in "+dir)
-	if *measure && *rateFile != "" {
-		rate := 0.0
-		if exposure > 0 {
-			rate = float64(failures) / exposure * 3600
-		}
-		if err := fsutil.WriteFileAtomic(*rateFile, []byte(fmt.Sprintf("%.6g\n", rate))); err != nil {
-			printErr(err)
-			return bisectAbort
-		}
-	}
 	return code
+}
+
+func (b *bisector) run(ctx context.Context, e *env, commit string, i int, img *kernel.Image) report.Run {
+	spec := e.spec("commit-"+commit[:12], i, bootOf(img), fmt.Sprintf("run-%d", i))
+	spec.Stress.StopOnCorruption = true
+	return runner.Run(ctx, spec)
+}
+
+func (b *bisector) stepDir(commit string) string {
+	if commit == "" {
+		return b.f.out
+	}
+	return filepath.Join(b.f.out, "step-"+commit[:12])
+}
+
+// buildFailed records a step whose kernel did not build (skip: git bisect
+// tries a neighbour) or whose tree or host failed (abort).
+func (b *bisector) buildFailed(commit, rev, dir string, err error) int {
+	printErr(err)
+	code := errorExit(err)
+	step := map[string]any{"commit": commit, "rev": rev, "exit": code, "verdict": exitWord(code),
+		"reason": "the kernel does not build here: " + firstLine(err.Error()), "build_error": err.Error()}
+	if commit != "" {
+		step["subject"] = subject(context.Background(), b.f.tree, commit)
+	}
+	writeJSONFile(filepath.Join(dir, "step.json"), step)
+	fmt.Fprintf(os.Stderr, "bisect step %.12s: %s (%s)\n", commit, exitWord(code), step["reason"])
+	return code
+}
+
+// candidates is how many commits the bisection will judge: those after
+// every good end up to the bad one.
+func (b *bisector) candidates(ctx context.Context, bad string) int {
+	args := []string{"rev-list", "--count", bad}
+	for _, g := range b.f.good {
+		args = append(args, "^"+g)
+	}
+	if len(b.f.good) == 0 {
+		return 1
+	}
+	out, err := gitOut(ctx, b.f.tree, args...)
+	n := 0
+	if err == nil {
+		fmt.Sscan(out, &n)
+	}
+	return max(n, 1)
+}
+
+func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+func subject(ctx context.Context, tree, commit string) string {
+	s, _ := gitOut(ctx, tree, "log", "-1", "--format=%s", commit)
+	return s
 }
 
 func exitWord(code int) string {
@@ -274,6 +581,19 @@ func exitWord(code int) string {
 		return "skip"
 	}
 	return "abort"
+}
+
+// cloneDir is the harness's own clone of tree, in its cache: steps build
+// there.
+func cloneDir(tree string) string {
+	h := sha256.Sum256([]byte(tree))
+	return filepath.Join(cacheDir(), "bisect", hex.EncodeToString(h[:8]))
+}
+
+// badEndPath is where a bisection by hand keeps its bad end's measurement,
+// beside the clone, for the steps that follow.
+func badEndPath(tree, bad string) string {
+	return cloneDir(tree) + ".bad-end-" + bad[:12] + ".json"
 }
 
 // buildStep checks the commit out in a harness-owned clone of the tree
@@ -293,8 +613,7 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 		return "", nil, fault.Newf(fault.Usage, "tree", "%s: %q is not a commit of a git repository", abs, rev)
 	}
 	commit := strings.TrimSpace(string(out))
-	h := sha256.Sum256([]byte(abs))
-	work := filepath.Join(cacheDir(), "bisect", hex.EncodeToString(h[:8]))
+	work := cloneDir(abs)
 	git := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", work}, args...)...)
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -309,6 +628,13 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 			return commit, nil, fault.Newf(fault.Infra, "git clone", "%v: %s", err, b)
 		}
 		os.WriteFile(filepath.Join(work, ".git", "info", "exclude"), []byte("/o/\n/build.log\n"), 0o644)
+	}
+	// The clone fetches what the tree gained since (a bisection by hand may
+	// start on commits made after the clone).
+	if git("cat-file", "-e", commit+"^{commit}") != nil {
+		if err := git("fetch", "-q", abs, commit); err != nil {
+			return commit, nil, err
+		}
 	}
 	if err := git("checkout", "-q", "-f", "--detach", commit); err != nil {
 		return commit, nil, err

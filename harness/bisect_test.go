@@ -2,44 +2,72 @@ package main
 
 import (
 	"errors"
-	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"zswaprace/harness/fault"
 	"zswaprace/harness/report"
+	"zswaprace/harness/verdict"
 )
 
+func crashRun(outcome report.Outcome, title, fn string) report.Run {
+	kind := string(outcome)
+	return report.Run{Outcome: outcome, CrashTitles: []string{title}, Reports: []report.KernelReport{{Kind: kind, Title: title, Function: fn}}}
+}
+
 func TestStepExit(t *testing.T) {
-	run := func(outcome report.Outcome, titles ...string) report.Run {
-		return report.Run{Outcome: outcome, CrashTitles: titles}
-	}
-	anyRule, _ := parseBadRule("any", "")
-	zswapOnly, _ := parseBadRule("any", "zswap_writeback_entry")
-	corruptionOnly, _ := parseBadRule("corruption", "")
+	run := func(outcome report.Outcome) report.Run { return report.Run{Outcome: outcome} }
+	zswapBug := crashRun(report.OutcomeCrash, "kernel BUG in zswap_writeback_entry", "zswap_writeback_entry")
+	anyRule, _ := parseBadRule("any", nil, nil)
+	learned := anyRule
+	learned.sig = learned.sig.Learn([]report.Run{zswapBug})
+	corruptionOnly, _ := parseBadRule("corruption", nil, nil)
+	pattern, _ := parseBadRule("any", []string{"zswap_"}, nil)
+	ignoring, _ := parseBadRule("any", nil, []string{"zswaprace test"})
+	bootWarning := report.Run{Outcome: report.OutcomeClean, Reports: []report.KernelReport{{Kind: "warning", Title: "WARNING in zswaprace test noise", BeforeWorkload: true}}}
+	// The demo race corrupts a page and then crashes: a run that does both.
+	corruptThenCrash := crashRun(report.OutcomeCrash, "kernel BUG in zswap_writeback_entry", "zswap_writeback_entry")
+	corruptThenCrash.Corruptions = 3
 	tests := []struct {
 		name string
 		runs []report.Run
 		rule badRule
 		want int
+		why  string
 	}{
-		{"all clean", []report.Run{run("clean"), run("clean")}, anyRule, bisectGood},
-		{"corruption", []report.Run{run("clean"), run("corruption")}, anyRule, bisectBad},
-		{"kernel panic (crash)", []report.Run{run("crash", "kernel BUG in zswap_writeback_entry")}, anyRule, bisectBad},
-		{"hang", []report.Run{run("hang")}, anyRule, bisectBad},
-		{"matching crash", []report.Run{run("crash", "kernel BUG in zswap_writeback_entry")}, zswapOnly, bisectBad},
-		{"unrelated crash is not bad", []report.Run{run("crash", "general protection fault in ext4_fill_super")}, zswapOnly, bisectGood},
-		{"crash when only corruption counts", []report.Run{run("crash", "x")}, corruptionOnly, bisectGood},
-		{"boot failure", []report.Run{run("boot-failure")}, anyRule, bisectSkip},
-		{"no writeback proves nothing", []report.Run{run("clean"), run("no-writeback")}, anyRule, bisectSkip},
-		{"oom is a mis-sized run", []report.Run{run("oom")}, anyRule, bisectSkip},
-		{"infrastructure error aborts", []report.Run{run("infra-error")}, anyRule, bisectAbort},
-		{"interrupted aborts", []report.Run{run("interrupted")}, anyRule, bisectAbort},
-		{"bad wins over a later infra error", []report.Run{run("corruption"), run("infra-error")}, anyRule, bisectBad},
+		{"all clean", []report.Run{run("clean"), run("clean")}, learned, bisectGood, ""},
+		{"corruption", []report.Run{run("clean"), run("corruption")}, learned, bisectBad, "run 2: 1 corrupt pages"},
+		{"the bad end's crash", []report.Run{zswapBug}, learned, bisectBad, "kernel BUG in zswap_writeback_entry"},
+		{"same guilty function, other title", []report.Run{crashRun("crash", "general protection fault in zswap_writeback_entry", "zswap_writeback_entry")}, learned, bisectBad, ""},
+		{"an unrelated crash is a skip", []report.Run{crashRun("crash", "general protection fault in ext4_fill_super", "ext4_fill_super")}, learned, bisectSkip, "not the bisected failure"},
+		{"a crash with nothing learned is a skip", []report.Run{zswapBug}, anyRule, bisectSkip, "not the bisected failure"},
+		{"a crash matching --crash-pattern", []report.Run{zswapBug}, pattern, bisectBad, ""},
+		{"an unrelated hang is a skip", []report.Run{run("hang")}, learned, bisectSkip, "hang"},
+		{"a warning is a skip", []report.Run{crashRun("warning", "WARNING in ext4_write", "ext4_write")}, learned, bisectSkip, "warning"},
+		{"corrupt then crash counts under --bad-on corruption", []report.Run{corruptThenCrash}, corruptionOnly, bisectBad, "3 corrupt pages"},
+		{"a matching crash when only corruption counts", []report.Run{zswapBug}, func() badRule { r := corruptionOnly; r.sig = learned.sig; return r }(), bisectSkip, ""},
+		{"a report at boot is a skip", []report.Run{run("clean"), bootWarning}, learned, bisectSkip, `run 2: the kernel reports "WARNING in zswaprace test noise" at boot`},
+		{"an ignored report at boot is clean", []report.Run{bootWarning}, ignoring, bisectGood, ""},
+		{"boot failure", []report.Run{run("boot-failure")}, learned, bisectSkip, "proves nothing"},
+		{"no writeback proves nothing", []report.Run{run("clean"), run("no-writeback")}, learned, bisectSkip, "no-writeback"},
+		{"oom is a mis-sized run", []report.Run{run("oom")}, learned, bisectSkip, "oom"},
+		{"infrastructure error aborts", []report.Run{run("infra-error")}, learned, bisectAbort, ""},
+		{"interrupted aborts", []report.Run{run("interrupted")}, learned, bisectAbort, ""},
+		{"the first decisive run decides", []report.Run{run("corruption"), run("infra-error")}, learned, bisectBad, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := stepExit(tt.runs, tt.rule); got != tt.want {
-				t.Errorf("stepExit = %d, want %d", got, tt.want)
+			got, why := stepExit(tt.runs, tt.rule)
+			if got != tt.want {
+				t.Errorf("stepExit = %d (%s), want %d", got, why, tt.want)
+			}
+			if !strings.Contains(why, tt.why) {
+				t.Errorf("reason %q does not say %q", why, tt.why)
+			}
+			if got != bisectGood && why == "" {
+				t.Error("a step that is not good must say why")
 			}
 		})
 	}
@@ -66,52 +94,78 @@ func TestErrorExit(t *testing.T) {
 	}
 }
 
-func TestRunsPerStep(t *testing.T) {
-	tests := []struct {
-		name          string
-		perHour, miss float64
-		runSeconds    float64
-		want          int
-	}{
-		// One failure a minute: exp(-T/60) <= 0.05 needs T >= 60*ln 20 = 179.7 s.
-		{"one a minute, 60 s runs", 60, 0.05, 60, 3},
-		{"one a minute, 180 s runs", 60, 0.05, 180, 1},
-		{"one an hour, 10 min runs", 1, 0.05, 600, 18},
-		{"stricter bound", 60, 0.01, 60, 5},
-		{"unknown rate", 0, 0.05, 60, 1},
+func TestParseBadRule(t *testing.T) {
+	if _, err := parseBadRule("crashes", nil, nil); err == nil {
+		t.Error("accepted --bad-on crashes")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := runsPerStep(tt.perHour, tt.miss, tt.runSeconds)
-			if got != tt.want {
-				t.Errorf("runsPerStep = %d, want %d", got, tt.want)
-			}
-			if tt.perHour > 0 {
-				if c := missChance(tt.perHour, float64(got)*tt.runSeconds); c > tt.miss {
-					t.Errorf("%d runs leave a %.3f chance of missing, above %.3f", got, c, tt.miss)
-				}
-				if got > 1 {
-					if c := missChance(tt.perHour, float64(got-1)*tt.runSeconds); c <= tt.miss {
-						t.Errorf("%d runs would have been enough (chance %.3f)", got-1, c)
-					}
-				}
-			}
-		})
+	if _, err := parseBadRule("any", []string{"("}, nil); err == nil {
+		t.Error("accepted a bad regexp")
 	}
-	if c := missChance(60, 60*math.Log(20)); math.Abs(c-0.05) > 1e-9 {
-		t.Errorf("missChance = %v, want 0.05", c)
+	r, err := parseBadRule("corruption,hang", nil, nil)
+	if err != nil || !r.on["corruption"] || !r.on["hang"] || r.on["crash"] {
+		t.Errorf("got %+v, %v", r.on, err)
 	}
 }
 
-func TestParseBadRule(t *testing.T) {
-	if _, err := parseBadRule("crashes", ""); err == nil {
-		t.Error("accepted --bad-on crashes")
+// A measurement taken with other run flags holds for another failure rate:
+// a step must refuse it rather than trust it.
+func TestBadEndFromOtherFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	var f bisectFlags
+	f.rf.duration, f.rf.cpus = 60e9, 1
+	other := f.rf
+	other.cpus = 2
+	path := filepath.Join(dir, "bad-end.json")
+	if err := writeJSONFile(path, badEndFile{Config: runConfig(other, true), BadEnd: verdict.BadEnd{Failures: 3, Exposure: 100}}); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := parseBadRule("any", "("); err == nil {
-		t.Error("accepted a bad regexp")
+	f.badEnd, f.widen = path, true
+	b := &bisector{f: f, p: newProgress()}
+	if be, code := b.loadBadEnd(t.Context()); be != nil || code != bisectAbort {
+		t.Errorf("a measurement with --cpus 2 was used for a --cpus 1 step (code %d)", code)
 	}
-	r, err := parseBadRule("corruption,hang", "")
-	if err != nil || !r.on["corruption"] || !r.on["hang"] || r.on["crash"] {
-		t.Errorf("got %+v, %v", r.on, err)
+	f.rf.cpus = 2
+	b.f = f
+	if be, _ := b.loadBadEnd(t.Context()); be == nil || be.Failures != 3 {
+		t.Errorf("the matching measurement was refused")
+	}
+}
+
+func TestBisectSummary(t *testing.T) {
+	out := t.TempDir()
+	sha := func(c byte) string { return strings.Repeat(string(c), 40) }
+	good, bad, s1, s2, s3 := sha('0'), sha('f'), sha('5'), sha('3'), sha('4')
+	step := func(commit string, v map[string]any) {
+		if err := writeJSONFile(filepath.Join(out, "step-"+commit[:12], "step.json"), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(bad, map[string]any{"verdict": "bad", "runs": 6, "failures": 4, "stress_seconds": 150.0, "subject": "tip"})
+	step(good, map[string]any{"verdict": "good", "runs": 3, "clean_seconds": 180.0, "subject": "base", "chance_bad_called_good": 0.008})
+	step(s1, map[string]any{"verdict": "skip", "runs": 1, "reason": "run 1: the kernel reports \"WARNING in x\" at boot", "subject": "noise"})
+	step(s2, map[string]any{"verdict": "good", "runs": 3, "clean_seconds": 180.0, "subject": "docs"})
+	step(s3, map[string]any{"verdict": "bad", "runs": 1, "failures": 1, "reason": "run 1: 2 corrupt pages", "subject": "mm: the culprit"})
+	log := "git bisect start 'f' '0'\n# skip: [" + s1 + "] noise\ngit bisect skip " + s1 + "\n# good: [" + s2 + "] docs\ngit bisect good " + s2 + "\ngit bisect bad " + s3 + "\n# first bad commit: [" + s3 + "]\n"
+	be := &badEndFile{BadEnd: verdict.BadEnd{Failures: 4, Exposure: 150}, StepMiss: 0.01}
+	s, err := summarize(out, good, bad, s3, "", strings.NewReader(log), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The good end and two judged steps: three verdicts at 0.01 each.
+	if s.Verdicts != 3 || s.WrongBound != 0.03 || len(s.Skipped) != 1 || s.Subject != "mm: the culprit" {
+		t.Errorf("got %d verdicts, bound %v, %d skipped, subject %q", s.Verdicts, s.WrongBound, len(s.Skipped), s.Subject)
+	}
+	var b strings.Builder
+	s.print(&b)
+	for _, want := range []string{"culprit: " + s3, "at boot", "at most 0.030", "skip"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the table does not say %q:\n%s", want, b.String())
+		}
+	}
+	// A step that git recorded otherwise than it said is an error, not a
+	// table that lies.
+	os.WriteFile(filepath.Join(out, "step-"+s2[:12], "step.json"), []byte(`{"verdict":"bad"}`), 0o644)
+	if _, err := summarize(out, good, bad, s3, "", strings.NewReader(log), be); err == nil {
+		t.Error("a step whose verdict differs from git's log was accepted")
 	}
 }

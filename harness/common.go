@@ -22,12 +22,30 @@ func repoRoot() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if r := checkoutAbove(dir); r != "" {
+		return r, nil
+	}
+	// git bisect run starts the harness from the kernel tree's top: a
+	// bin/harness built in its checkout still knows where that is.
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			if r := checkoutAbove(filepath.Dir(exe)); r != "" {
+				return r, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("run the harness from its checkout, or a bin/harness built in it (no go.mod of module zswaprace above %s), or set ZSWAPRACE_ROOT", dir)
+}
+
+// checkoutAbove is the nearest directory at or above dir that holds the
+// zswaprace module, or "".
+func checkoutAbove(dir string) string {
 	for d := dir; ; d = filepath.Dir(d) {
 		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module zswaprace") {
-			return d, nil
+			return d
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("run the harness from its checkout (no go.mod of module zswaprace above %s), or set ZSWAPRACE_ROOT", dir)
+			return ""
 		}
 	}
 }

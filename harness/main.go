@@ -52,6 +52,9 @@ func main() {
 		// once that it is this user's own before anything is read from it.
 		if _, err := cache.Open(); err != nil {
 			fmt.Fprintln(os.Stderr, "harness:", err)
+			if os.Args[1] == "bisect-run" {
+				os.Exit(bisectAbort) // 3 would tell git bisect "bad"
+			}
 			os.Exit(exitError)
 		}
 		// What a killed harness left, and input that fails at once.
@@ -69,6 +72,8 @@ func main() {
 		code = cmdCompare(ctx, args)
 	case "bisect-run":
 		code = cmdBisectRun(ctx, args)
+	case "bisect-summary":
+		code = cmdBisectSummary(args)
 	case "bench":
 		code = cmdBench(ctx, args)
 	case "merge":

@@ -1,76 +1,80 @@
 #!/usr/bin/env bash
 # make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]
-# Checks both ends, measures the bad end's failure rate (which sets the runs
-# per step), runs 'git bisect run' with the harness, and names the culprit.
-# Environment: STEP_DURATION (stress per run, default 60s), MEASURE_RUNS
-# (runs at the bad end; default: run until 2 failures, however long this
-# machine takes, within MEASURE_BUDGET, default 20m), MISS (chance per step of calling a bad
-# commit good, default 0.05), BISECT_FLAGS (more bisect-run flags), OUT.
+# Measures the bad end until it has failed MEASURE_FAILURES times (default
+# 4, within MEASURE_BUDGET, default 20m), checks the good end, runs 'git
+# bisect run' with the harness in a clone of its own (the tree, its HEAD,
+# index and refs are never touched), and prints the culprit with a table of
+# the steps and the chance that it is the wrong one.
+# Environment: STEP_DURATION (stress per run, default 60s), MISS (chance of
+# naming a wrong culprit, default 0.05), MEASURE_FAILURES, MEASURE_BUDGET,
+# MEASURE_RUNS (a fixed number of runs at the bad end instead), BISECT_FLAGS
+# (more bisect-run flags), OUT (log directory).
 set -euo pipefail
 tree=$1 good=$2 bad=$3 widen=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
-# git bisect run runs each step from the tree's top directory: paths must be absolute.
 tree=$(cd "$tree" && pwd) || { echo "bisect: TREE=$1 is not a directory" >&2; exit 2; }
 export ZSWAPRACE_ROOT=$root PATH=/usr/local/go/bin:$PATH
-git -C "$tree" rev-parse --verify -q "$good^{commit}" >/dev/null || { echo "bisect: GOOD=$good is not a commit in $tree" >&2; exit 2; }
-git -C "$tree" rev-parse --verify -q "$bad^{commit}" >/dev/null || { echo "bisect: BAD=$bad is not a commit in $tree" >&2; exit 2; }
-[ -z "$(git -C "$tree" status --porcelain --untracked-files=no)" ] || { echo "bisect: $tree has uncommitted changes; commit or stash them first" >&2; exit 2; }
+good=$(git -C "$tree" rev-parse --verify -q "$good^{commit}") || { echo "bisect: GOOD=$2 is not a commit in $tree" >&2; exit 2; }
+bad=$(git -C "$tree" rev-parse --verify -q "$bad^{commit}") || { echo "bisect: BAD=$3 is not a commit in $tree" >&2; exit 2; }
+git -C "$tree" merge-base --is-ancestor "$good" "$bad" || { echo "bisect: GOOD=$2 is not an ancestor of BAD=$3" >&2; exit 2; }
 
 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 bin=$tmp/harness
 (cd "$root" && go build -o "$bin" ./harness)
 out=${OUT:-$root/out/bisect-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-miss=${MISS:-0.05}
-flags=(--tree "$tree" --out "$out" --duration "${STEP_DURATION:-60s}" --miss "$miss")
+flags=(--tree "$tree" --out "$out" --duration "${STEP_DURATION:-60s}")
 if [ -n "$widen" ] && [ "$widen" != 0 ]; then flags+=(--widen); fi
 # shellcheck disable=SC2206
 flags+=(${BISECT_FLAGS:-})
 
-measure=(--measure-budget "${MEASURE_BUDGET:-20m}")
-if [ -n "${MEASURE_RUNS:-}" ]; then measure=(--runs "$MEASURE_RUNS"); fi
-echo "bisect: checking that the bad end $bad fails (${MEASURE_RUNS:-until 2 failures} runs)"
-rc=0; "$bin" bisect-run "${flags[@]}" --rev "$bad" "${measure[@]}" --measure --rate-file "$out/bad-rate" || rc=$?
+measure=(--measure --bad-end "$out/bad-end.json" --good "$good" --wrong "${MISS:-0.05}"
+  --measure-failures "${MEASURE_FAILURES:-4}" --measure-budget "${MEASURE_BUDGET:-20m}")
+if [ -n "${MEASURE_RUNS:-}" ]; then measure+=(--runs "$MEASURE_RUNS"); fi
+echo "bisect: measuring the bad end ${bad:0:12} until it has failed ${MEASURE_FAILURES:-4} times (budget ${MEASURE_BUDGET:-20m})"
+rc=0; "$bin" bisect-run "${flags[@]}" --rev "$bad" "${measure[@]}" || rc=$?
 case $rc in
   1) ;;
-  0) echo "bisect: the bad end $bad did not fail: nothing to bisect. Try WIDEN=1, a longer MEASURE_BUDGET or STEP_DURATION." >&2; exit 1 ;;
-  125) echo "bisect: the bad end $bad could not be built or booted (exit 125): see the log above" >&2; exit 1 ;;
-  *) echo "bisect: the harness failed at the bad end $bad (exit $rc): see the log above" >&2; exit 1 ;;
+  0) echo "bisect: the bad end ${bad:0:12} did not fail: nothing to bisect. Try WIDEN=1, a longer MEASURE_BUDGET or STEP_DURATION." >&2; exit 1 ;;
+  125) echo "bisect: the bad end ${bad:0:12} could not be built or booted, or failed only in other ways (exit 125): see the log above" >&2; exit 1 ;;
+  *) echo "bisect: the harness failed at the bad end ${bad:0:12} (exit $rc): see the log above" >&2; exit 1 ;;
 esac
-rate=$(cat "$out/bad-rate")
-echo "bisect: the bad end fails at $rate per hour of stress"
+flags+=(--bad-end "$out/bad-end.json")
 
-echo "bisect: checking that the good end $good does not fail"
-rc=0; "$bin" bisect-run "${flags[@]}" --rev "$good" --bad-rate "$rate" || rc=$?
+echo "bisect: checking that the good end ${good:0:12} does not fail"
+rc=0; "$bin" bisect-run "${flags[@]}" --rev "$good" || rc=$?
 case $rc in
   0) ;;
-  1) echo "bisect: the good end $good fails too: pick an older GOOD" >&2; exit 1 ;;
-  125) echo "bisect: the good end $good could not be built, booted or judged (exit 125): see the log above" >&2; exit 1 ;;
-  *) echo "bisect: the harness failed at the good end $good (exit $rc): see the log above" >&2; exit 1 ;;
+  1) echo "bisect: the good end ${good:0:12} fails too: pick an older GOOD" >&2; exit 1 ;;
+  125) echo "bisect: the good end ${good:0:12} could not be built, booted or judged (exit 125): see the log above" >&2; exit 1 ;;
+  *) echo "bisect: the harness failed at the good end ${good:0:12} (exit $rc): see the log above" >&2; exit 1 ;;
 esac
 
-git -C "$tree" bisect start "$bad" "$good" >/dev/null
-trap 'git -C "$tree" bisect reset -q >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+# git bisect keeps its state in the repository it runs in: run it in a
+# clone that shares the tree's objects, without a checkout; each step
+# builds the commit git names (BISECT_HEAD) in the harness's build clone.
+ctl=$tmp/ctl
+git clone -q --shared --no-checkout "$tree" "$ctl"
+git -C "$ctl" bisect start --no-checkout "$bad" "$good" >/dev/null
 # A Go panic exits 2, which git would take for "bad": make it abort instead.
-step='rc=0; "$@" || rc=$?; if [ "$rc" -eq 2 ]; then echo "bisect: the harness crashed: aborting" >&2; exit 128; fi; exit "$rc"'
-rc=0; git -C "$tree" bisect run bash -c "$step" step "$bin" bisect-run "${flags[@]}" --bad-rate "$rate" || rc=$?
-git -C "$tree" bisect log > "$out/bisect.log"
-if [ $rc -ne 0 ]; then
+step='rc=0; "$@" --rev "$(git rev-parse BISECT_HEAD)" || rc=$?; if [ "$rc" -eq 2 ]; then echo "bisect: the harness crashed: aborting" >&2; exit 128; fi; exit "$rc"'
+set +e
+git -C "$ctl" bisect run bash -c "$step" step "$bin" bisect-run "${flags[@]}" 2>&1 | tee "$tmp/run.out"
+rc=${PIPESTATUS[0]}
+set -e
+git -C "$ctl" bisect log > "$out/bisect.log"
+summary=(--out "$out" --good "$good" --bad "$bad" --log "$out/bisect.log")
+if grep -q "is the first bad commit" "$tmp/run.out"; then
+  summary+=(--culprit "$(git -C "$ctl" rev-parse refs/bisect/bad)")
+elif grep -q "could be any of" "$tmp/run.out"; then
+  summary+=(--unresolved "$(sed -n '/could be any of/,$p' "$tmp/run.out" | tr '\n' ' ')")
+else
   echo "bisect: git bisect run stopped (exit $rc); log in $out/bisect.log" >&2
   exit 1
 fi
-culprit=$(git -C "$tree" rev-parse refs/bisect/bad)
-# Bad verdicts are certain (a failure was seen); each good verdict, the good
-# end's included, could hide a failure with the chance its step reported.
-confidence=1 goods=0
-for sha in "$(git -C "$tree" rev-parse "$good")" $(sed -n 's/^git bisect good \([0-9a-f]*\).*/\1/p' "$out/bisect.log"); do
-  chance=$(sed -n 's/.*"chance_bad_called_good": \([0-9.e+-]*\).*/\1/p' "$out/step-${sha:0:12}/step.json" 2>/dev/null)
-  confidence=$(awk -v a="$confidence" -v c="${chance:-$miss}" 'BEGIN { printf "%.4f", a * (1 - c) }')
-  goods=$((goods + 1))
-done
 echo
-echo "culprit: $culprit"
-git -C "$tree" log -1 --format='  %h %s' "$culprit"
-echo "confidence: $confidence that no good verdict hid a failure ($goods good step(s), the good end included; each kept under $miss by its runs; bad steps are certain)"
-echo "logs: $out"
+"$bin" bisect-summary "${summary[@]}"
+echo "logs: $out (bisect.json has the table)"
+grep -q "is the first bad commit" "$tmp/run.out"

@@ -3,29 +3,58 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"zswaprace/harness/cache"
 )
 
-// A small git history over the Debian 6.1 source: a base commit and eight
-// harmless commits, one of which reverses the zswap fix. make bisect with
-// the widened stress must name exactly that commit.
+// A warning every boot prints, unrelated to zswap, and a line that stops
+// the build: the commits that carry them must be skipped, with the reason,
+// and the bisection must still name the culprit.
+const (
+	bootNoise = `
+#include <linux/init.h>
+static int __init zswaprace_boot_noise(void)
+{
+	WARN(1, "zswaprace test: an unrelated warning at boot\n");
+	return 0;
+}
+late_initcall(zswaprace_boot_noise);
+`
+	noBuild = "\n#error \"zswaprace test: this commit does not build\"\n"
+)
+
+// A small git history over the Debian 6.1 source: a base commit and ten
+// commits. Commit 3 adds a WARNING at boot (commit 4 takes it out again),
+// commit 5 does not build (commit 6 mends it), commit 7 reverses the zswap
+// fix, the others are harmless. git bisect tests 5 first, then 3: both
+// are skips. make bisect with the widened stress must name commit 7, show
+// both skips with their reasons, and leave the user's tree exactly as it
+// was. Then a bisection by hand, with git bisect run from inside the tree,
+// must name it too.
 func TestBisectFindsCulprit(t *testing.T) {
 	srcs, _ := filepath.Glob(filepath.Join(cache.Dir(), "src", "debian-6.1-*", "linux-source-6.1"))
 	if len(srcs) == 0 {
 		t.Fatal("the Debian 6.1 source is not unpacked in the cache (the build in TestMain should have done it)")
 	}
 	repo := filepath.Join(t.TempDir(), "linux")
-	// The harness keeps a clone per bisected tree in its cache; this tree
-	// is temporary, so is its clone.
+	// The harness keeps a clone per bisected tree in its cache, and the bad
+	// end's measurement beside it; this tree is temporary, so are they.
 	h := sha256.Sum256([]byte(repo))
-	t.Cleanup(func() { os.RemoveAll(filepath.Join(cache.Dir(), "bisect", hex.EncodeToString(h[:8]))) })
+	clone := filepath.Join(cache.Dir(), "bisect", hex.EncodeToString(h[:8]))
+	t.Cleanup(func() {
+		m, _ := filepath.Glob(clone + "*")
+		for _, p := range m {
+			os.RemoveAll(p)
+		}
+	})
 	run := func(dir string, name string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(name, args...)
@@ -43,34 +72,126 @@ func TestBisectFindsCulprit(t *testing.T) {
 	run(repo, "git", "-c", "core.looseCompression=0", "add", "-f", "-A")
 	run(repo, "git", "commit", "-q", "-m", "base: Debian 6.1 source")
 	base := run(repo, "git", "rev-parse", "HEAD")
-	var culprit string
-	for i := 1; i <= 8; i++ {
+	pageIO := filepath.Join(repo, "mm", "page_io.c")
+	orig, err := os.ReadFile(pageIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits := map[int]string{}
+	for i := 1; i <= 10; i++ {
 		note := filepath.Join(repo, "Documentation", fmt.Sprintf("zswaprace-note-%d.txt", i))
 		os.WriteFile(note, []byte(fmt.Sprintf("harmless change %d\n", i)), 0o644)
 		msg := fmt.Sprintf("docs: harmless change %d", i)
-		if i == 5 {
+		switch i {
+		case 3:
+			os.WriteFile(pageIO, append(append([]byte{}, orig...), bootNoise...), 0o644)
+			msg = "mm: page_io: warn at boot (unrelated noise)"
+		case 5:
+			os.WriteFile(pageIO, append(append([]byte{}, orig...), noBuild...), 0o644)
+			msg = "mm: page_io: a commit that does not build"
+		case 4, 6:
+			os.WriteFile(pageIO, orig, 0o644)
+		case 7:
 			run(repo, "patch", "-p1", "-R", "-i", filepath.Join(root, "patches", "zswap-writeback-race-fix.patch"))
 			msg = "mm: zswap: drop the writeback recheck (reintroduces the race)"
 		}
 		run(repo, "git", "add", "-f", "-A")
 		run(repo, "git", "commit", "-q", "-m", msg)
-		if i == 5 {
-			culprit = run(repo, "git", "rev-parse", "HEAD")
-		}
+		commits[i] = run(repo, "git", "rev-parse", "HEAD")
 	}
-	tip := run(repo, "git", "rev-parse", "HEAD")
+	culprit, tip := commits[7], commits[10]
+
+	// What the user's tree looks like before: nothing may change, not a
+	// file's time, not HEAD, not a ref.
+	head := run(repo, "git", "rev-parse", "HEAD")
+	status := run(repo, "git", "status", "--porcelain", "--untracked-files=all")
+	refs := run(repo, "git", "for-each-ref")
+	marker := filepath.Join(t.TempDir(), "before")
+	os.WriteFile(marker, nil, 0o644)
+	time.Sleep(1100 * time.Millisecond) // mtimes have a granularity
+
+	out := filepath.Join(t.TempDir(), "out")
 	cmd := exec.Command("make", "bisect", "TREE="+repo, "GOOD="+base, "BAD="+tip, "WIDEN=1")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "OUT="+filepath.Join(t.TempDir(), "out"))
-	out, err := cmd.CombinedOutput()
-	t.Logf("make bisect:\n%s", tail(string(out), 60))
+	cmd.Env = append(os.Environ(), "OUT="+out)
+	b, err := cmd.CombinedOutput()
+	log := string(b)
+	t.Logf("make bisect:\n%s", tail(log, 80))
 	if err != nil {
 		t.Fatalf("make bisect failed: %v", err)
 	}
-	if !strings.Contains(string(out), "culprit: "+culprit) {
+	if !strings.Contains(log, "culprit: "+culprit) {
 		t.Errorf("make bisect did not name %s as the culprit", culprit)
 	}
-	if st := run(repo, "git", "status", "--porcelain", "--untracked-files=no"); st != "" {
-		t.Errorf("the user's tree was modified:\n%s", st)
+	for _, want := range []string{"does not build here", "at boot, before the workload", "confidence: "} {
+		if !strings.Contains(log, want) {
+			t.Errorf("make bisect's output does not say %q", want)
+		}
+	}
+	var summary struct {
+		Culprit    string  `json:"culprit"`
+		WrongBound float64 `json:"wrong_culprit_at_most"`
+		Skipped    []struct {
+			Commit, Reason string
+		} `json:"skipped"`
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "bisect.json")); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(b, &summary); err != nil {
+		t.Error(err)
+	}
+	if summary.Culprit != culprit || summary.WrongBound <= 0 || summary.WrongBound > 0.05 {
+		t.Errorf("bisect.json: culprit %s, wrong-culprit bound %v (want %s, at most 0.05)", summary.Culprit, summary.WrongBound, culprit)
+	}
+	skipped := map[string]string{}
+	for _, s := range summary.Skipped {
+		skipped[s.Commit] = s.Reason
+	}
+	if !strings.Contains(skipped[commits[3]], "at boot") || !strings.Contains(skipped[commits[5]], "does not build") {
+		t.Errorf("bisect.json does not skip commit 3 (boot warning) and 5 (no build) with their reasons: %v", skipped)
+	}
+
+	// The user's tree, byte for byte: no file touched (find -newer), and
+	// HEAD, status and refs as they were.
+	if changed := run(repo, "find", ".", "-newer", marker); changed != "" {
+		t.Errorf("make bisect touched the user's tree:\n%s", tail(changed, 20))
+	}
+	if got := run(repo, "git", "rev-parse", "HEAD"); got != head {
+		t.Errorf("HEAD moved from %s to %s", head, got)
+	}
+	if got := run(repo, "git", "status", "--porcelain", "--untracked-files=all"); got != status {
+		t.Errorf("git status changed:\n%s", got)
+	}
+	if got := run(repo, "git", "for-each-ref"); got != refs {
+		t.Errorf("refs changed:\n%s", got)
+	}
+
+	// By hand, as git's contract invites: from inside the tree, with a
+	// bin/harness built in the checkout and no ZSWAPRACE_ROOT. The bad end
+	// (the tip) was measured above, with the same flags: the first step
+	// finds that measurement in the cache.
+	bin := filepath.Join(root, "bin", "harness-e2e")
+	gb := exec.Command("go", "build", "-o", bin, "./harness")
+	gb.Dir = root
+	if b, err := gb.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	defer os.Remove(bin)
+	run(repo, "git", "bisect", "start", tip, commits[6])
+	defer run(repo, "git", "bisect", "reset", "-q")
+	hand := exec.Command("git", "bisect", "run", bin, "bisect-run", "--widen", "--duration", "60s", "--out", filepath.Join(t.TempDir(), "by-hand"))
+	hand.Dir = repo
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ZSWAPRACE_ROOT=") {
+			hand.Env = append(hand.Env, kv)
+		}
+	}
+	b, err = hand.CombinedOutput()
+	t.Logf("git bisect run by hand:\n%s", tail(string(b), 30))
+	if err != nil {
+		t.Fatalf("git bisect run bin/harness bisect-run, by hand: %v", err)
+	}
+	if got := run(repo, "git", "rev-parse", "refs/bisect/bad"); got != culprit || !strings.Contains(string(b), culprit+" is the first bad commit") {
+		t.Errorf("by hand, git bisect named %s, want %s", got, culprit)
 	}
 }
