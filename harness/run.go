@@ -69,17 +69,22 @@ func cmdRun(ctx context.Context, args []string) int {
 		return exitError
 	}
 	r := runner.Run(ctx, e.spec("kernel", 1, img, ""))
-	if err := writeJSONFile(filepath.Join(dir, "run.json"), r); err != nil {
-		printErr(err)
-		return exitError
-	}
+	// The run is shown even when its record cannot be written (a full
+	// disk): what happened in it is the first thing to know.
+	werr := writeJSONFile(filepath.Join(dir, "run.json"), r)
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(r)
 	} else {
 		printRun(r)
-		fmt.Printf("results in %s\n", dir)
+		if werr == nil {
+			fmt.Printf("results in %s\n", dir)
+		}
+	}
+	if werr != nil {
+		printErr(werr)
+		return exitError
 	}
 	switch {
 	case r.Failed():
