@@ -2,7 +2,7 @@
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: demo test unit e2e bisect bench deps build
+.PHONY: demo test unit e2e bisect bisect-demo bench deps build
 
 # Install what is missing, then compare the unpatched and patched Debian 6.1
 # kernels with the race window widened, ending in a verdict.
@@ -27,6 +27,15 @@ e2e:
 bisect:
 	@test -n "$(TREE)" -a -n "$(GOOD)" -a -n "$(BAD)" || { echo "usage: make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]"; exit 2; }
 	bash scripts/bisect.sh "$(TREE)" "$(GOOD)" "$(BAD)" "$(WIDEN)"
+
+# make bisect-demo: bisect a small history over the Debian 6.1 source, made
+# by scripts/bisect-demo-tree.sh (the culprit reverses the zswap fix; two
+# other commits must be skipped), with the race window widened.
+bisect-demo: deps build
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	eval "$$(bash scripts/bisect-demo-tree.sh "$$tmp/linux")"; \
+	echo "bisect-demo: the culprit to find is $$CULPRIT"; \
+	bash scripts/bisect.sh "$$tmp/linux" "$$GOOD" "$$BAD" 1
 
 bench: deps build
 	bash scripts/bench.sh

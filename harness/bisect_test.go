@@ -73,6 +73,20 @@ func TestStepExit(t *testing.T) {
 	}
 }
 
+// A hang that left no report at the bad end must not make every silent
+// hang bad: a starved VM on a busy host looks the same.
+func TestSilentHangIsNotLearned(t *testing.T) {
+	rule, _ := parseBadRule("any", nil, nil)
+	silent := report.Run{Outcome: report.OutcomeHang}
+	learned := rule.learn([]report.Run{silent, crashRun(report.OutcomeCrash, "kernel BUG in zswap_writeback_entry", "zswap_writeback_entry")})
+	if len(learned.sig.Titles) != 1 {
+		t.Errorf("learned %q, want only the zswap BUG", learned.sig.Titles)
+	}
+	if code, why := learned.judge(silent); code != bisectSkip {
+		t.Errorf("a silent hang at a step gave %s (%s), want skip", exitWord(code), why)
+	}
+}
+
 func TestErrorExit(t *testing.T) {
 	tests := []struct {
 		err  error

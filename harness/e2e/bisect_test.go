@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,35 +14,15 @@ import (
 	"zswaprace/harness/cache"
 )
 
-// A warning every boot prints, unrelated to zswap, and a line that stops
-// the build: the commits that carry them must be skipped, with the reason,
-// and the bisection must still name the culprit.
-const (
-	bootNoise = `
-#include <linux/init.h>
-static int __init zswaprace_boot_noise(void)
-{
-	WARN(1, "zswaprace test: an unrelated warning at boot\n");
-	return 0;
-}
-late_initcall(zswaprace_boot_noise);
-`
-	noBuild = "\n#error \"zswaprace test: this commit does not build\"\n"
-)
-
-// A small git history over the Debian 6.1 source: a base commit and ten
-// commits. Commit 3 adds a WARNING at boot (commit 4 takes it out again),
-// commit 5 does not build (commit 6 mends it), commit 7 reverses the zswap
-// fix, the others are harmless. git bisect tests 5 first, then 3: both
+// scripts/bisect-demo-tree.sh's history over the Debian 6.1 source: a base
+// commit and ten commits. Commit 3 adds a WARNING at boot (commit 4 takes it
+// out again), commit 5 does not build (commit 6 mends it), commit 7 reverses
+// the zswap fix, the others are harmless. git bisect tests 5 first, then 3: both
 // are skips. make bisect with the widened stress must name commit 7, show
 // both skips with their reasons, and leave the user's tree exactly as it
 // was. Then a bisection by hand, with git bisect run from inside the tree,
 // must name it too.
 func TestBisectFindsCulprit(t *testing.T) {
-	srcs, _ := filepath.Glob(filepath.Join(cache.Dir(), "src", "debian-6.1-*", "linux-source-6.1"))
-	if len(srcs) == 0 {
-		t.Fatal("the Debian 6.1 source is not unpacked in the cache (the build in TestMain should have done it)")
-	}
 	repo := filepath.Join(t.TempDir(), "linux")
 	// The harness keeps a clone per bisected tree in its cache, and the bad
 	// end's measurement beside it; this tree is temporary, so are they.
@@ -66,38 +45,16 @@ func TestBisectFindsCulprit(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	run("", "cp", "-a", srcs[0], repo)
-	run(repo, "git", "init", "-q")
-	// -f: Debian's .gitignore ignores everything at the top level.
-	run(repo, "git", "-c", "core.looseCompression=0", "add", "-f", "-A")
-	run(repo, "git", "commit", "-q", "-m", "base: Debian 6.1 source")
-	base := run(repo, "git", "rev-parse", "HEAD")
-	pageIO := filepath.Join(repo, "mm", "page_io.c")
-	orig, err := os.ReadFile(pageIO)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The history make bisect-demo bisects, so that the README's example is
+	// this test.
+	made := run(root, "bash", "scripts/bisect-demo-tree.sh", repo)
 	commits := map[int]string{}
-	for i := 1; i <= 10; i++ {
-		note := filepath.Join(repo, "Documentation", fmt.Sprintf("zswaprace-note-%d.txt", i))
-		os.WriteFile(note, []byte(fmt.Sprintf("harmless change %d\n", i)), 0o644)
-		msg := fmt.Sprintf("docs: harmless change %d", i)
-		switch i {
-		case 3:
-			os.WriteFile(pageIO, append(append([]byte{}, orig...), bootNoise...), 0o644)
-			msg = "mm: page_io: warn at boot (unrelated noise)"
-		case 5:
-			os.WriteFile(pageIO, append(append([]byte{}, orig...), noBuild...), 0o644)
-			msg = "mm: page_io: a commit that does not build"
-		case 4, 6:
-			os.WriteFile(pageIO, orig, 0o644)
-		case 7:
-			run(repo, "patch", "-p1", "-R", "-i", filepath.Join(root, "patches", "zswap-writeback-race-fix.patch"))
-			msg = "mm: zswap: drop the writeback recheck (reintroduces the race)"
-		}
-		run(repo, "git", "add", "-f", "-A")
-		run(repo, "git", "commit", "-q", "-m", msg)
-		commits[i] = run(repo, "git", "rev-parse", "HEAD")
+	for i, line := range strings.Split(run(repo, "git", "log", "--reverse", "--format=%H"), "\n") {
+		commits[i] = line
+	}
+	base := commits[0]
+	if !strings.Contains(made, "CULPRIT="+commits[7]) || len(commits) != 11 {
+		t.Fatalf("scripts/bisect-demo-tree.sh made %d commits and said:\n%s", len(commits), made)
 	}
 	culprit, tip := commits[7], commits[10]
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# scripts/bisect-demo-tree.sh DIR
+# Makes a small git history over the Debian 6.1 source that make bisect can
+# search (make bisect-demo does, and so does the e2e bisect test): a base
+# commit and ten commits. Commit 3 adds an unrelated WARNING at boot (commit 4
+# takes it out), commit 5 does not build (commit 6 mends it), commit 7
+# reverses the zswap writeback fix, the others are harmless. Prints
+# GOOD=, BAD= and CULPRIT= lines.
+set -euo pipefail
+dir=${1:?usage: scripts/bisect-demo-tree.sh DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ ! -e "$dir" ] || { echo "bisect-demo-tree: $dir exists; give a new directory" >&2; exit 2; }
+# The harness's cache, found as it finds it (harness/cache).
+if [ -n "${ZSWAPRACE_CACHE:-}" ]; then cache=$ZSWAPRACE_CACHE
+elif [[ "${XDG_CACHE_HOME:-}" == /* ]]; then cache=$XDG_CACHE_HOME/zswaprace
+elif [[ "${HOME:-}" == /* ]]; then cache=$HOME/.cache/zswaprace
+else cache=${TMPDIR:-/tmp}/zswaprace-$(id -u); fi
+src=$(ls -d "$cache"/src/debian-6.1-*/linux-source-6.1 2>/dev/null | head -1)
+if [ -z "$src" ]; then
+  echo "bisect-demo-tree: the Debian 6.1 source is not unpacked in $cache yet: run 'bin/harness build' (or make demo) once first" >&2
+  exit 2
+fi
+export GIT_AUTHOR_NAME=zswaprace GIT_AUTHOR_EMAIL=zswaprace@example.invalid
+export GIT_COMMITTER_NAME=zswaprace GIT_COMMITTER_EMAIL=zswaprace@example.invalid
+echo "bisect-demo-tree: copying $src to $dir" >&2
+cp -a "$src" "$dir"
+cd "$dir"
+git init -q
+# -f: Debian's .gitignore ignores everything at the top level.
+git -c core.looseCompression=0 add -f -A
+git commit -q -m "base: Debian 6.1 source"
+good=$(git rev-parse HEAD)
+cp mm/page_io.c "$dir.page_io.c.orig"
+trap 'rm -f "$dir.page_io.c.orig"' EXIT
+for i in $(seq 1 10); do
+  echo "harmless change $i" > "Documentation/zswaprace-note-$i.txt"
+  msg="docs: harmless change $i"
+  case $i in
+    3)
+      cp "$dir.page_io.c.orig" mm/page_io.c
+      cat >> mm/page_io.c <<'EOF'
+
+#include <linux/init.h>
+static int __init zswaprace_boot_noise(void)
+{
+	WARN(1, "zswaprace test: an unrelated warning at boot\n");
+	return 0;
+}
+late_initcall(zswaprace_boot_noise);
+EOF
+      msg="mm: page_io: warn at boot (unrelated noise)" ;;
+    4|6) cp "$dir.page_io.c.orig" mm/page_io.c ;;
+    5)
+      printf '\n#error "zswaprace test: this commit does not build"\n' >> mm/page_io.c
+      msg="mm: page_io: a commit that does not build" ;;
+    7)
+      patch -s -p1 -R -i "$root/patches/zswap-writeback-race-fix.patch"
+      msg="mm: zswap: drop the writeback recheck (reintroduces the race)" ;;
+  esac
+  git add -f -A
+  git commit -q -m "$msg"
+  [ "$i" != 7 ] || culprit=$(git rev-parse HEAD)
+done
+echo "GOOD=$good"
+echo "BAD=$(git rev-parse HEAD)"
+echo "CULPRIT=$culprit"
