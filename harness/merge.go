@@ -270,9 +270,15 @@ func mergeReports(shards []shard) (*report.Report, verdict.Result, error) {
 // enter the test; the number of runs only names the design.
 func pooledPlan(shards []shard, unRuns, paRuns int) verdict.FixedDesign {
 	first := shards[0].rep
-	d := verdict.FixedDesign{Runs: max(plannedRuns(shards), unRuns, paRuns, 1), RunSeconds: first.Guest.RunSeconds, Alpha: first.Alpha}
-	if first.MinReduction != nil {
-		d.MinReduction = *first.MinReduction
+	return pooledDesign(max(plannedRuns(shards), unRuns, paRuns, 1), first.Guest.RunSeconds, first.Alpha, first.MinReduction)
+}
+
+// pooledDesign is the fixed design pooled runs are judged under; the
+// simulation in merge_sim_test.go judges its pools with it too.
+func pooledDesign(runs int, runSeconds, alpha float64, minReduction *float64) verdict.FixedDesign {
+	d := verdict.FixedDesign{Runs: runs, RunSeconds: runSeconds, Alpha: alpha}
+	if minReduction != nil {
+		d.MinReduction = *minReduction
 	}
 	return d
 }
@@ -302,7 +308,7 @@ func pooledMethod(plan verdict.FixedDesign, n int, design string) (method, pooli
 	}
 	return method, fmt.Sprintf("the union of the runs of %d adaptive (two-stage) shards, judged as if it were one fixed design: "+
 		"each shard stopped by its own two-stage rule, which the pooled test does not model, so its p-value is the fixed-design one on the pooled counts, "+
-		"not the exact level of a single two-stage design; a seeded simulation (harness/merge_test.go) measures the false fixed rate of this pooling at or under alpha", n)
+		"not the exact level of a single two-stage design; a seeded simulation (harness/merge_sim_test.go) measured false fixed and false regressed rates of this pooling under alpha (see the README, Running on many machines)", n)
 }
 
 // mergedSignature is the --signature and --ignore the shards ran with.
