@@ -435,6 +435,10 @@ func restore(src, tree, rel string) error {
 // any requested option did not survive.
 func (p *Plan) configure(ctx context.Context, name string, tree string, logf io.Writer, logPath string) error {
 	if err := p.runMake(ctx, tree, logf, nil, "tinyconfig"); err != nil {
+		if ctx.Err() != nil {
+			// Ctrl-C is nobody's build failure (a bisect would skip the commit).
+			return fault.New(fault.Infra, name+" kernel: build interrupted", ctx.Err())
+		}
 		return &fault.Error{Kind: fault.Build, Op: name + " kernel: make tinyconfig", Err: err, Log: logPath}
 	}
 	cfgPath := filepath.Join(tree, "o", ".config")
@@ -446,6 +450,9 @@ func (p *Plan) configure(ctx context.Context, name string, tree string, logf io.
 		return fault.New(fault.Infra, "write config", err)
 	}
 	if err := p.runMake(ctx, tree, logf, nil, "olddefconfig"); err != nil {
+		if ctx.Err() != nil {
+			return fault.New(fault.Infra, name+" kernel: build interrupted", ctx.Err())
+		}
 		return &fault.Error{Kind: fault.Build, Op: name + " kernel: make olddefconfig", Err: err, Log: logPath}
 	}
 	resolved, err := os.ReadFile(cfgPath)
