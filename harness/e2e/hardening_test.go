@@ -409,3 +409,53 @@ func TestDiskFullConsoleLog(t *testing.T) {
 		t.Errorf("panic trace in output")
 	}
 }
+
+// Bad input fails before anything slow or with side effects: a patch that
+// is not one, or a kernel that is not a bzImage, is rejected before apt
+// installs a Debian source, before QEMU is started (to probe KVM or boot)
+// and before the guest agent is built. Stand-ins for apt-get, QEMU and go
+// first in PATH record any call.
+func TestBadInputFailsFirst(t *testing.T) {
+	bin := t.TempDir()
+	calls := filepath.Join(t.TempDir(), "calls")
+	for _, name := range []string{"apt-get", "qemu-system-x86_64", "go"} {
+		script := fmt.Sprintf("#!/bin/sh\necho %s >> %s\nexit 1\n", name, calls)
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notPatch := filepath.Join(t.TempDir(), "fix.patch")
+	os.WriteFile(notPatch, []byte("Subject: [PATCH] a mail without its diff\n"), 0o644)
+	escape := filepath.Join(t.TempDir(), "escape.patch")
+	os.WriteFile(escape, []byte("--- a/../../etc/passwd\n+++ b/../../etc/passwd\n@@ -1 +1 @@\n-root\n+toor\n"), 0o644)
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		// debian:6.12 is not installed here: reading it would run apt-get.
+		{"compare, not a patch, uninstalled source", []string{"compare", "--source", "debian:6.12", "--patch", notPatch, "--out", t.TempDir()}, "no unified diff"},
+		{"build, patch leaving the tree", []string{"build", "--source", "debian:6.12", "--patch", escape}, "outside the source tree"},
+		{"run, not a kernel", []string{"run", "--kernel", "/etc/hostname"}, "not a bootable x86 kernel image"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(calls)
+			start := time.Now()
+			code, stdout, stderr := harness(t, env, tt.args...)
+			took := time.Since(start)
+			if code != 3 {
+				t.Errorf("exit %d, want 3", code)
+			}
+			if !strings.Contains(stdout+stderr, tt.want) {
+				t.Errorf("output lacks %q", tt.want)
+			}
+			if b, err := os.ReadFile(calls); err == nil {
+				t.Errorf("ran %s before rejecting the input", strings.Join(strings.Fields(string(b)), ", "))
+			}
+			if took > 5*time.Second {
+				t.Errorf("took %s to reject the input", took.Round(time.Millisecond))
+			}
+		})
+	}
+}
