@@ -131,15 +131,30 @@ func firstLine(s string) string {
 	return s
 }
 
-// stepExit is the step's exit from its runs so far: the first run that is
-// not clean decides (bad, skip or abort); all clean is good.
+// stepExit is the step's exit from its runs: bad if any run failed the
+// way being bisected (that is evidence, whatever else happened); else the
+// first run that is not clean decides (skip or abort); all clean is good.
 func stepExit(runs []report.Run, rule badRule) (int, string) {
 	for i, r := range runs {
+		if code, why := rule.judge(r); code == bisectBad {
+			return code, fmt.Sprintf("run %d: %s", runNumber(r, i), why)
+		}
+	}
+	for i, r := range runs {
 		if code, why := rule.judge(r); code != bisectGood {
-			return code, fmt.Sprintf("run %d: %s", i+1, why)
+			return code, fmt.Sprintf("run %d: %s", runNumber(r, i), why)
 		}
 	}
 	return bisectGood, ""
+}
+
+// runNumber is r's number as its directory shows it (runs finish out of
+// order when several run at once).
+func runNumber(r report.Run, i int) int {
+	if r.Index > 0 {
+		return r.Index
+	}
+	return i + 1
 }
 
 // errorExit maps an error before any run to git bisect's exit code: a
@@ -209,6 +224,7 @@ type bisectFlags struct {
 	runs            int
 	measureFailures int
 	measureBudget   time.Duration
+	jobs            int
 }
 
 func cmdBisectRun(ctx context.Context, args []string) (code int) {
@@ -242,6 +258,7 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 	fs.IntVar(&f.runs, "runs", 0, "with --measure: a fixed number of runs instead")
 	fs.IntVar(&f.measureFailures, "measure-failures", 4, "with --measure: failures to see at the bad end (more make every good step shorter)")
 	fs.DurationVar(&f.measureBudget, "measure-budget", 20*time.Minute, "with --measure: give up after this much wall time")
+	fs.IntVar(&f.jobs, "jobs", 0, "VMs at once within a step (default: what the host's cores and memory fit)")
 	fs.StringVar(&f.out, "out", "", "output directory; each step logs to a subdirectory named by commit (default: out/bisect in the harness checkout)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -276,6 +293,9 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
 	}
+	if f.jobs == 0 {
+		f.jobs = defaultJobs(f.rf.cpus, f.rf.mem)
+	}
 	b := &bisector{f: f, rule: rule, p: newProgress()}
 	if f.measure {
 		code, _ = b.measureBadEnd(ctx, f.rev, f.badEnd)
@@ -298,6 +318,8 @@ func (f *bisectFlags) check() error {
 		return fmt.Errorf("--measure-failures %d: at least 1", f.measureFailures)
 	case f.runs < 0:
 		return fmt.Errorf("--runs %d: must not be negative", f.runs)
+	case f.jobs < 0:
+		return fmt.Errorf("--jobs %d: want the number of VMs at once, or 0 for what the host fits", f.jobs)
 	case f.measureBudget <= 0:
 		return fmt.Errorf("--measure-budget must be positive")
 	case !f.measure && (f.runs > 0 || len(f.good) > 0):
@@ -378,20 +400,20 @@ func (b *bisector) measureBadEnd(ctx context.Context, rev, path string) (int, *b
 		}
 		return n
 	}
-	more := func() bool {
+	// Every run started counts, so runs in flight when the last failure
+	// comes are waited for.
+	start := func(done []report.Run, inFlight int) bool {
 		if f.runs > 0 {
-			return len(runs) < f.runs
+			return len(done)+inFlight < f.runs
 		}
 		return failures() < f.measureFailures && time.Since(begin)+f.rf.duration < f.measureBudget
 	}
-	for i := 1; more() && ctx.Err() == nil; i++ {
-		r := b.run(ctx, e, commit, i, img)
-		runs = append(runs, r)
-		b.p.Say(fmt.Sprintf("bad end %.12s run %d: %s after %.0f s%s (%d of %d failures)", commit, i, r.Outcome, r.StressSeconds, firstTitle(r), failures(), f.measureFailures))
-		if r.Outcome == report.OutcomeInfraError || r.Outcome == report.OutcomeInterrupted {
-			break
-		}
-	}
+	runs = b.pool(ctx, e, commit, img, start, func(r report.Run) bool {
+		return r.Outcome == report.OutcomeInfraError
+	}, func(r report.Run, done []report.Run) {
+		runs = done
+		b.p.Say(fmt.Sprintf("bad end %.12s run %d: %s after %.0f s%s (%d of %d failures)", commit, r.Index, r.Outcome, r.StressSeconds, firstTitle(r), failures(), f.measureFailures))
+	})
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run: interrupted")
 		return bisectAbort, nil
@@ -410,7 +432,7 @@ func (b *bisector) measureBadEnd(ctx context.Context, rev, path string) (int, *b
 			be.OtherFailures++
 		}
 		if c == bisectAbort || (c == bisectSkip && code == bisectGood) {
-			code, why = c, fmt.Sprintf("run %d: %s", i+1, w)
+			code, why = c, fmt.Sprintf("run %d: %s", runNumber(r, i), w)
 		}
 		be.Exposure += r.Exposure()
 	}
@@ -485,25 +507,31 @@ func (b *bisector) step(ctx context.Context, be *badEndFile) int {
 		printErr(err)
 		return bisectAbort
 	}
-	var runs []report.Run
 	clean := 0.0
-	code, why := bisectGood, ""
-	for i := 1; be.MissChance(clean) > miss; i++ {
-		r := b.run(ctx, e, commit, i, img)
-		runs = append(runs, r)
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "harness bisect-run: interrupted")
-			return bisectAbort
-		}
-		if code, why = rule.judge(r); code != bisectGood {
-			why = fmt.Sprintf("run %d: %s", i, why)
-			b.p.Say(fmt.Sprintf("step %.12s run %d: %s", commit, i, why))
-			break
+	// Start runs while the clean stress, counting the runs in flight as if
+	// they stay clean, is short of what a good verdict needs; a run that
+	// is not clean ends the step at once.
+	start := func(done []report.Run, inFlight int) bool {
+		return be.MissChance(clean+float64(inFlight)*f.rf.duration.Seconds()) > miss
+	}
+	decisive := func(r report.Run) bool {
+		code, _ := rule.judge(r)
+		return code != bisectGood
+	}
+	runs := b.pool(ctx, e, commit, img, start, decisive, func(r report.Run, done []report.Run) {
+		if code, why := rule.judge(r); code != bisectGood {
+			b.p.Say(fmt.Sprintf("step %.12s run %d: %s: %s", commit, r.Index, exitWord(code), why))
+			return
 		}
 		clean += r.Exposure()
 		b.p.Say(fmt.Sprintf("step %.12s run %d: clean for %.0f s; %.0f of %.0f s clean stress (a bad commit would look this clean with chance %.3f)",
-			commit, i, r.Exposure(), clean, need, be.MissChance(clean)))
+			commit, r.Index, r.Exposure(), clean, need, be.MissChance(clean)))
+	})
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "harness bisect-run: interrupted")
+		return bisectAbort
 	}
+	code, why := stepExit(runs, rule)
 	failures := 0
 	if code == bisectBad {
 		failures = 1
@@ -527,6 +555,42 @@ func (b *bisector) step(ctx context.Context, be *badEndFile) int {
 	}
 	fmt.Fprintln(os.Stderr, msg+"); log in "+dir)
 	return code
+}
+
+// pool runs one commit's runs, up to --jobs VMs at once: start says whether
+// to start another, given the runs finished and how many are in flight;
+// onDone sees each finished run, with all finished so far; a decisive run
+// stops the others. Those are cut short by the harness, not the kernel, so
+// they are not counted. Runs are returned in the order they finished.
+func (b *bisector) pool(ctx context.Context, e *env, commit string, img *kernel.Image,
+	start func(done []report.Run, inFlight int) bool, decisive func(report.Run) bool, onDone func(report.Run, []report.Run)) []report.Run {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan report.Run)
+	var done []report.Run
+	inFlight, next, stopped := 0, 1, false
+	for {
+		for !stopped && ctx.Err() == nil && inFlight < b.f.jobs && start(done, inFlight) {
+			i := next
+			next++
+			inFlight++
+			go func() { results <- b.run(runCtx, e, commit, i, img) }()
+		}
+		if inFlight == 0 {
+			return done
+		}
+		r := <-results
+		inFlight--
+		if stopped && ctx.Err() == nil && r.Outcome == report.OutcomeInterrupted {
+			continue
+		}
+		done = append(done, r)
+		onDone(r, done)
+		if decisive(r) && !stopped {
+			stopped = true
+			cancel()
+		}
+	}
 }
 
 func (b *bisector) run(ctx context.Context, e *env, commit string, i int, img *kernel.Image) report.Run {

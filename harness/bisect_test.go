@@ -55,7 +55,8 @@ func TestStepExit(t *testing.T) {
 		{"oom is a mis-sized run", []report.Run{run("oom")}, learned, bisectSkip, "oom"},
 		{"infrastructure error aborts", []report.Run{run("infra-error")}, learned, bisectAbort, ""},
 		{"interrupted aborts", []report.Run{run("interrupted")}, learned, bisectAbort, ""},
-		{"the first decisive run decides", []report.Run{run("corruption"), run("infra-error")}, learned, bisectBad, ""},
+		{"the first decisive run decides", []report.Run{run("hang"), run("infra-error")}, learned, bisectSkip, "run 1: hang"},
+		{"bad wins over an earlier skip or abort", []report.Run{run("infra-error"), run("hang"), run("corruption")}, learned, bisectBad, "run 3:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
