@@ -73,7 +73,7 @@ func (f *runFlags) validate() error {
 	case f.accel != "auto" && f.accel != "kvm" && f.accel != "tcg":
 		return fmt.Errorf("--accel %q: want auto, kvm or tcg", f.accel)
 	case f.accel == "kvm" && vm.Accel() != "kvm":
-		return fmt.Errorf("--accel kvm: /dev/kvm is not usable here (use --accel tcg, or load kvm and check permissions)")
+		return fmt.Errorf("--accel kvm: KVM is not usable here: %s (use --accel tcg or auto)", vm.AccelReason())
 	}
 	return f.stressConfig().Validate()
 }

@@ -89,6 +89,7 @@ func (c *Config) defaults() {
 	}
 	if c.Accel == "" || c.Accel == "auto" {
 		c.Accel = Accel()
+		noteTCG()
 	}
 	if c.BootTimeout == 0 {
 		c.BootTimeout = 45 * time.Second * Scale(c.Accel)
