@@ -70,7 +70,9 @@ func TestBisectFindsCulprit(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	cmd := exec.Command("make", "bisect", "TREE="+repo, "GOOD="+base, "BAD="+tip, "WIDEN=1")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "OUT="+out)
+	// MISS=0.1, not the default 0.05: with the 4 failures measured at the
+	// bad end, a good step then needs two rounds of two VMs here, not three.
+	cmd.Env = append(os.Environ(), "OUT="+out, "MISS=0.1")
 	b, err := cmd.CombinedOutput()
 	log := string(b)
 	t.Logf("make bisect:\n%s", tail(log, 80))
@@ -97,8 +99,8 @@ func TestBisectFindsCulprit(t *testing.T) {
 	} else if err := json.Unmarshal(b, &summary); err != nil {
 		t.Error(err)
 	}
-	if summary.Culprit != culprit || summary.WrongBound <= 0 || summary.WrongBound > 0.05 {
-		t.Errorf("bisect.json: culprit %s, wrong-culprit bound %v (want %s, at most 0.05)", summary.Culprit, summary.WrongBound, culprit)
+	if summary.Culprit != culprit || summary.WrongBound <= 0 || summary.WrongBound > 0.1 {
+		t.Errorf("bisect.json: culprit %s, wrong-culprit bound %v (want %s, at most 0.1)", summary.Culprit, summary.WrongBound, culprit)
 	}
 	skipped := map[string]string{}
 	for _, s := range summary.Skipped {
