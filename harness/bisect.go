@@ -612,13 +612,26 @@ func (b *bisector) buildFailed(commit, rev, dir string, err error) int {
 	printErr(err)
 	code := errorExit(err)
 	step := map[string]any{"commit": commit, "rev": rev, "exit": code, "verdict": exitWord(code),
-		"reason": "the kernel does not build here: " + firstLine(err.Error()), "build_error": err.Error()}
+		"reason": "the kernel does not build here: " + buildReason(err), "build_error": err.Error()}
 	if commit != "" {
 		step["subject"] = subject(context.Background(), b.f.tree, commit)
 	}
 	writeJSONFile(filepath.Join(dir, "step.json"), step)
 	fmt.Fprintf(os.Stderr, "bisect step %.12s: %s (%s)\n", commit, exitWord(code), step["reason"])
 	return code
+}
+
+// buildReason is the build error in one line: its first line, and the
+// compiler's first error when the first line only says make failed.
+func buildReason(err error) string {
+	msg := err.Error()
+	first := firstLine(msg)
+	for _, l := range strings.Split(msg, "\n") {
+		if strings.Contains(l, "error:") || strings.Contains(l, "Error ") {
+			return first + " " + strings.TrimSpace(l)
+		}
+	}
+	return first
 }
 
 // candidates is how many commits the bisection will judge: those after

@@ -184,3 +184,10 @@ func TestBisectSummary(t *testing.T) {
 		t.Error("a step whose verdict differs from git's log was accepted")
 	}
 }
+
+func TestBuildReasonNamesTheError(t *testing.T) {
+	err := fault.New(fault.Build, "make bzImage", errors.New("exit status 2; first errors:\n  mm/page_io.c:560:2: error: #error \"zswaprace test: this commit does not build\"\n  make[3]: *** [x] Error 1"))
+	if got := buildReason(err); !strings.Contains(got, "does not build\"") || strings.Contains(got, "\n") {
+		t.Errorf("buildReason = %q", got)
+	}
+}
