@@ -13,7 +13,11 @@ import (
 	"zswaprace/harness/cache"
 )
 
-// repoRoot finds the checkout the harness runs from, for kconfigs/ and patches/.
+// repoRoot finds the checkout the harness runs from, for kconfigs/ and
+// patches/ (and the agent's source, for a harness built without the
+// embedded agent): ZSWAPRACE_ROOT, the checkout above the working directory
+// or above the binary, else a copy of the kconfigs/ and patches/ embedded
+// in the binary.
 func repoRoot() (string, error) {
 	if r := os.Getenv("ZSWAPRACE_ROOT"); r != "" {
 		return r, nil
@@ -34,7 +38,9 @@ func repoRoot() (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("run the harness from its checkout, or a bin/harness built in it (no go.mod of module zswaprace above %s), or set ZSWAPRACE_ROOT", dir)
+	// Away from any checkout (a bin/harness copied elsewhere): the
+	// kconfigs/ and patches/ embedded in the binary, written to the cache.
+	return assetRoot(cacheDir())
 }
 
 // checkoutAbove is the nearest directory at or above dir that holds the

@@ -105,8 +105,22 @@ func loadOrCreate(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// BuildAgent compiles the guest agent as a static binary.
+// EmbeddedAgent reports whether this harness carries the static guest agent
+// (built by 'make build', with -tags embedagent) rather than compiling it
+// from its checkout on every start.
+func EmbeddedAgent() bool { return len(embeddedAgent) > 0 }
+
+// BuildAgent compiles the guest agent as a static binary from the checkout
+// at root. It needs Go on PATH and the checkout: a harness built by 'make
+// build' needs neither (see EmbeddedAgent).
 func BuildAgent(ctx context.Context, root, out string) error {
+	const how = "a harness built by 'make build' carries the agent; one built by 'go build' or 'go run' compiles it at every start"
+	if _, err := os.Stat(filepath.Join(root, "guest", "main.go")); err != nil {
+		return fault.Newf(fault.Usage, "build guest agent", "no guest agent source in %s (not the harness's checkout): %s, so use bin/harness from 'make build', or run from the checkout", root, how)
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return fault.Newf(fault.Usage, "build guest agent", "go is not on PATH: %s, so use bin/harness from 'make build', or put Go on PATH", how)
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./guest")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
@@ -140,12 +154,20 @@ func Write(w io.Writer, agent []byte, keys *Keys, extra []File) error {
 	return cpio.WriteTrailer(rw)
 }
 
-// Build returns the path of an initramfs holding the agent built from root,
-// the cache's keys and the extra files, reusing an identical one.
+// Build returns the path of an initramfs holding the agent (the embedded
+// one, else one built from the checkout at root), the cache's keys and the
+// extra files, reusing an identical one.
 func Build(ctx context.Context, root, cache string, extra []File) (string, *Keys, error) {
 	keys, err := LoadKeys(filepath.Join(cache, "keys"))
 	if err != nil {
 		return "", nil, fault.New(fault.Infra, "ssh keys", err)
+	}
+	if EmbeddedAgent() {
+		out, err := pack(cache, embeddedAgent, keys, extra)
+		if err != nil {
+			return "", nil, err
+		}
+		return out, keys, nil
 	}
 	dir := filepath.Join(cache, "initramfs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {

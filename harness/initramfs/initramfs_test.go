@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -211,5 +212,21 @@ func TestPackPrivate(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(paths[0]), ".*tmp")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// A harness without the embedded agent says what to do when it cannot
+// compile one: no agent source at root, or no Go on PATH.
+func TestBuildAgentSaysWhatIsMissing(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "agent")
+	err := BuildAgent(t.Context(), t.TempDir(), out)
+	if err == nil || !strings.Contains(err.Error(), "no guest agent source") || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("no checkout: %v", err)
+	}
+	checkout, _ := filepath.Abs("../..")
+	t.Setenv("PATH", t.TempDir())
+	err = BuildAgent(t.Context(), checkout, out)
+	if err == nil || !strings.Contains(err.Error(), "go is not on PATH") || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("no Go: %v", err)
 	}
 }
