@@ -93,6 +93,8 @@ func firstTitle(r report.Run) string {
 		return ": " + r.CrashTitles[0]
 	case r.Corruptions > 0:
 		return fmt.Sprintf(": %d corrupt pages", r.Corruptions)
+	case r.Outcome == report.OutcomeWorkloadFailed:
+		return ": " + r.Error
 	}
 	return ""
 }

@@ -291,10 +291,41 @@ func TestExternalWorkload(t *testing.T) {
 	if r.Counters["zswpout"] <= 0 {
 		t.Errorf("the workload did not drive zswap: counters %v", r.Counters)
 	}
-	// A failing program is a failure, with its output.
-	code, _, _ = harness(t, nil, "run", "--kernel", images.Patched.Kernel, "--duration", "20s",
-		"--workload", "ls /no-such-dir", "--out", t.TempDir())
+	// A failing program is a failure of its own class (not a corruption),
+	// with its exit status and its TAP results, one per test number:
+	// printf prints a kselftest-like TAP stream with test 1 twice, then
+	// fails on its last conversion and exits 1.
+	out = t.TempDir()
+	tapOut := `TAP\x20version\x2013\n1..3\nok\x201\x20first\nok\x201\x20first\nnot\x20ok\x202\x20second\nok\x203\x20third\x20#\x20SKIP\x20no\x20swap\n%d abc`
+	code, stdout, _ = harness(t, nil, "run", "--kernel", images.Patched.Kernel, "--duration", "20s",
+		"--workload", "printf "+tapOut, "--out", out)
+	t.Logf("stdout:\n%s", stdout)
 	if code != 1 {
 		t.Errorf("a workload exiting non-zero gave exit %d, want 1", code)
+	}
+	r = readRun(t, out)
+	if r.Outcome != report.OutcomeWorkloadFailed || r.Corruptions != 0 || r.Workload == nil || r.Workload.ExitCode != 1 {
+		t.Fatalf("outcome %q, %d corrupt pages, workload %+v; want workload-failed, exit 1, no corruption", r.Outcome, r.Corruptions, r.Workload)
+	}
+	var got []string
+	for _, tp := range r.Workload.Tests {
+		got = append(got, tp.String())
+	}
+	if want := []string{"ok 1 first", "not ok 2 second", "ok 3 third # SKIP no swap"}; strings.Join(got, "|") != strings.Join(want, "|") || r.Workload.TestsPlanned != 3 {
+		t.Errorf("TAP results %q (plan %d), want %q (plan 3)", got, r.Workload.TestsPlanned, want)
+	}
+	if !strings.Contains(r.Error, "exited 1: not ok 2 second") {
+		t.Errorf("error %q does not name the exit status and the failed test", r.Error)
+	}
+	// A workload the guest cannot see is refused before any VM starts.
+	hidden := filepath.Join(t.TempDir(), "true")
+	if b, err := os.ReadFile("/bin/true"); err != nil || os.WriteFile(hidden, b, 0o755) != nil {
+		t.Fatalf("copy /bin/true: %v", err)
+	}
+	if strings.HasPrefix(hidden, "/tmp/") {
+		code, _, stderr := harness(t, nil, "run", "--kernel", images.Patched.Kernel, "--workload", hidden, "--out", t.TempDir())
+		if code < 3 || !strings.Contains(stderr, "is under /tmp") {
+			t.Errorf("a workload under /tmp: exit %d, want an error (3 or more) with \"is under /tmp\"", code)
+		}
 	}
 }

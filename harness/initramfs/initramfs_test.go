@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -228,5 +229,49 @@ func TestBuildAgentSaysWhatIsMissing(t *testing.T) {
 	err = BuildAgent(t.Context(), checkout, out)
 	if err == nil || !strings.Contains(err.Error(), "go is not on PATH") || !strings.Contains(err.Error(), "make build") {
 		t.Errorf("no Go: %v", err)
+	}
+}
+
+// A workload under a directory the guest mounts over (the issue: a
+// selftest placed in /tmp) is refused with a clear error, before any VM.
+func TestWorkloadUnderGuestMount(t *testing.T) {
+	src, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Skip("no /bin/true")
+	}
+	dir, err := os.MkdirTemp("/tmp", "zswaprace-workload-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "test_zswap")
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Workload(bin + " -v")
+	if err == nil || !strings.Contains(err.Error(), "is under /tmp") || !strings.Contains(err.Error(), "/usr/local/bin") {
+		t.Errorf("workload in /tmp: %v", err)
+	}
+	for path, want := range map[string]string{"/tmp": "/tmp", "/tmp/x": "/tmp", "/tmpx/y": "", "/sys/kernel/x": "/sys", "/usr/local/bin/x": "", "/device": ""} {
+		if got := hiddenIn(path); got != want {
+			t.Errorf("hiddenIn(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// guestMounts covers every directory the guest mounts on.
+func TestGuestMountsMatchSysinit(t *testing.T) {
+	src, err := os.ReadFile("../../guest/sysinit/sysinit.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := regexp.MustCompile(`\{"[\w-]+", "(/[^"]*)", "[\w-]+"\}`).FindAllStringSubmatch(string(src), -1)
+	if len(ms) == 0 {
+		t.Fatal("found no mounts in guest/sysinit/sysinit.go")
+	}
+	for _, m := range ms {
+		if hiddenIn(m[1]) == "" {
+			t.Errorf("the guest mounts on %s, which guestMounts lacks", m[1])
+		}
 	}
 }

@@ -34,6 +34,9 @@ func Workload(cmdline string) ([]File, []string, error) {
 	}
 	var files []File
 	for _, p := range append([]string{bin}, libs...) {
+		if m := hiddenIn(p); m != "" {
+			return nil, nil, fault.Newf(fault.Usage, "workload", "%s is under %s, which the guest mounts its own file system over, so the guest would not find it: put the workload on a path the guest sees, such as /usr/local/bin", p, m)
+		}
 		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
 			return nil, nil, fault.Newf(fault.Usage, "workload", "%s: %v", p, err)
@@ -46,6 +49,21 @@ func Workload(cmdline string) ([]File, []string, error) {
 	}
 	argv[0] = bin
 	return files, argv, nil
+}
+
+// guestMounts are the directories the guest agent mounts a file system on
+// (guest/sysinit's mounts): a file the initramfs holds under one of them is
+// hidden in the guest.
+var guestMounts = []string{"/dev", "/proc", "/sys", "/tmp"}
+
+// hiddenIn is the guest mount point that hides path, or "".
+func hiddenIn(path string) string {
+	for _, m := range guestMounts {
+		if path == m || strings.HasPrefix(path, m+"/") {
+			return m
+		}
+	}
+	return ""
 }
 
 var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)`)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"zswaprace/harness/tap"
 	"zswaprace/stress"
 )
 
@@ -24,7 +25,26 @@ const (
 	OutcomeNoWriteback Outcome = "no-writeback" // zswap wrote nothing back: proves nothing
 	OutcomeOOM         Outcome = "oom"          // guest out of memory: a mis-sized workload
 	OutcomeInterrupted Outcome = "interrupted"  // stopped by the user (Ctrl-C) or a deadline
+	// OutcomeWorkloadFailed: the external workload (--workload) exited
+	// non-zero, or was killed by a signal, before its time was up, with no
+	// crash or hang on the console. It counts as the race's failure (the
+	// peer workload is the test), but it is not a corruption.
+	OutcomeWorkloadFailed Outcome = "workload-failed"
 )
+
+// WorkloadResult is how an external workload (--workload) ended.
+type WorkloadResult struct {
+	Command  string `json:"command"`   // the program, as the guest ran it
+	ExitCode int    `json:"exit_code"` // -1 when a signal ended it
+	Signal   string `json:"signal,omitempty"`
+	// TimedOut: the harness stopped it at --duration, which is not a failure.
+	TimedOut bool `json:"timed_out"`
+	// Tests are the TAP test points (kselftest's output) found in the tail
+	// of its output, one per test number; TestsPlanned is its plan
+	// ("1..N"), 0 if none was seen.
+	Tests        []tap.Result `json:"tests,omitempty"`
+	TestsPlanned int          `json:"tests_planned,omitempty"`
+}
 
 // baseClasses are the corruption classes every Variant lists, even at zero:
 // the stress package's, which owns them.
@@ -74,6 +94,9 @@ type Run struct {
 	ConsoleLog   string           `json:"console_log,omitempty"` // path
 	KernelConfig string           `json:"kernel_config,omitempty"`
 	Counters     map[string]int64 `json:"counters,omitempty"` // zswap + vmstat deltas
+	// Workload is how the external workload ended, for runs of one that
+	// finished (nil for the harness's own stress workers).
+	Workload *WorkloadResult `json:"workload,omitempty"`
 
 	// Set by Aggregate. CountedAs is what the run's failure counts as in
 	// the comparison ("race" or "other"; null for no failure).
@@ -108,10 +131,11 @@ func (r *Run) throughput() {
 }
 
 // Failed reports whether the run is a kernel failure event: a corruption,
-// crash, hang or WARNING. A run is at most one event.
+// crash, hang, WARNING, or a failed external workload. A run is at most one
+// event.
 func (r Run) Failed() bool {
 	switch r.Outcome {
-	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning:
+	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed:
 		return true
 	}
 	return false
@@ -124,7 +148,7 @@ func (r Run) Failed() bool {
 // writeback, out of memory, boot failure, infra error, unknown outcome).
 func (r Run) Exposure() float64 {
 	switch r.Outcome {
-	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning:
+	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed:
 		return r.StressSeconds
 	case OutcomeInterrupted:
 		if r.WrittenBackPages > 0 {
@@ -162,6 +186,9 @@ type Variant struct {
 	Failures      int `json:"failures"`
 	OtherFailures int `json:"other_failures"`
 	Warnings      int `json:"warning_runs"`
+	// WorkloadFailures counts runs whose external workload failed (race
+	// failures, in Failures too).
+	WorkloadFailures int `json:"workload_failed_runs"`
 	// OOMSeconds is the stress time of the OOM runs (not in Exposure).
 	OOMSeconds float64 `json:"oom_seconds"`
 	// PagesPerSec and WrittenBackPerSec are medians over the runs that
@@ -344,6 +371,8 @@ func Aggregate(name, kernel string, runs []Run, sig Signature) Variant {
 			v.OOMSeconds += r.StressSeconds
 		case OutcomeWarning:
 			v.Warnings++
+		case OutcomeWorkloadFailed:
+			v.WorkloadFailures++
 		case OutcomeClean, OutcomeInterrupted:
 		default:
 			v.InfraErrors++

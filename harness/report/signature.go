@@ -20,7 +20,9 @@ const (
 )
 
 // Signature tells the race's own failures from the kernel's other ones.
-// Corruption is always the race's. A crash or hang is the race's when its
+// Corruption is always the race's, and so is a failed external workload
+// (--workload: the peer workload is the race's test, and a non-zero exit is
+// its failure). A crash or hang is the race's when its
 // title, or its guilty function, matches a title seen on the unpatched
 // kernel during the workload or one of Patterns (--signature).
 type Signature struct {
@@ -46,7 +48,7 @@ func (s Signature) Learn(runs []Run) Signature {
 // Classify says what r's failure counts as, or "" when r is not a kernel
 // failure (or only has ignored reports).
 func (s Signature) Classify(r Run) FailureClass {
-	if r.Outcome == OutcomeCorruption {
+	if r.Outcome == OutcomeCorruption || r.Outcome == OutcomeWorkloadFailed {
 		return RaceFailure
 	}
 	if !r.Failed() {

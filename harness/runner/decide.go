@@ -11,6 +11,7 @@ import (
 	"zswaprace/guest/proto"
 	"zswaprace/harness/console"
 	"zswaprace/harness/report"
+	"zswaprace/harness/tap"
 	"zswaprace/harness/vm"
 	"zswaprace/stress"
 )
@@ -68,6 +69,9 @@ func decide(o observed) report.Run {
 	completed := o.finished && o.cmdErr == nil
 	if completed {
 		fillResult(&r, o)
+		if o.exec != nil {
+			r.Workload = workloadResult(o)
+		}
 	}
 
 	var crashes, hangs, ooms, warnings []console.Report
@@ -157,12 +161,11 @@ func decide(o observed) report.Run {
 		}
 		r.Error += "\n" + tail
 	case completed && o.exec != nil && o.execResult.ExitCode != 0 && !o.execResult.TimedOut:
-		// The definition for peer workloads: a non-zero exit is a failure.
-		r.Outcome = report.OutcomeCorruption
-		r.Corruptions = 1
+		// A peer workload's non-zero exit is a failure: its own class,
+		// with its exit status and failed tests, never a corruption.
+		r.Outcome = report.OutcomeWorkloadFailed
 		failAt(o.execResult.ElapsedSec)
-		out := console.Tail([]byte(strings.TrimRight(o.execResult.OutputTail, "\n")), 5)
-		r.Examples = []string{fmt.Sprintf("%s exited %d %s: %s", o.exec.Argv[0], o.execResult.ExitCode, o.execResult.Signal, strings.ReplaceAll(out, "\n", " | "))}
+		r.Error = workloadFailure(r.Workload, o.execResult.OutputTail)
 	case len(warnings) > 0:
 		r.Outcome = report.OutcomeWarning
 		failAt(warnSec)
@@ -190,6 +193,44 @@ func decide(o observed) report.Run {
 		r.Outcome = report.OutcomeClean
 	}
 	return r
+}
+
+// outputTailMax is the size of the output tail the agent keeps
+// (guest/agent/exec.go): a tail this long was cut.
+const outputTailMax = 8 << 10
+
+// workloadResult is how the external workload ended, with the TAP test
+// points in its output.
+func workloadResult(o observed) *report.WorkloadResult {
+	res := o.execResult
+	w := &report.WorkloadResult{Command: o.exec.Argv[0], ExitCode: res.ExitCode, Signal: res.Signal, TimedOut: res.TimedOut}
+	w.Tests, w.TestsPlanned = tap.Parse(res.OutputTail, len(res.OutputTail) >= outputTailMax)
+	return w
+}
+
+// workloadFailure says how the workload failed, in one line: its exit
+// status, then its failed TAP tests, else the end of its output.
+func workloadFailure(w *report.WorkloadResult, output string) string {
+	msg := fmt.Sprintf("workload %s exited %d", w.Command, w.ExitCode)
+	if w.Signal != "" {
+		msg = fmt.Sprintf("workload %s was killed by %s", w.Command, w.Signal)
+	}
+	var failed []string
+	for _, t := range w.Tests {
+		if !t.Passed() {
+			failed = append(failed, t.String())
+		}
+	}
+	if n := len(w.Tests); w.TestsPlanned > n {
+		failed = append(failed, fmt.Sprintf("%d of %d planned tests not reported", w.TestsPlanned-n, w.TestsPlanned))
+	}
+	if len(failed) > 0 {
+		return msg + ": " + strings.Join(failed, "; ")
+	}
+	if out := console.Tail([]byte(strings.TrimRight(output, "\n")), 5); strings.TrimSpace(out) != "" {
+		msg += ": " + strings.ReplaceAll(out, "\n", " | ")
+	}
+	return msg
 }
 
 // beforeWorkload marks, in CrashTitles, a report printed before the

@@ -108,7 +108,7 @@ func TestDecide(t *testing.T) {
 		{"Ctrl-C", observed{log: bootLog, interrupted: true, elapsed: 20}, report.OutcomeInterrupted, nil, nil, -1},
 		{"external workload failed", observed{log: bootLog, finished: true, exec: &proto.ExecRequest{Argv: []string{"/usr/bin/stress"}},
 			execResult: proto.ExecResult{ExitCode: 1, ElapsedSec: 33, OutputTail: "stress: FAIL: [1] (415) <-- worker 2 got signal 9\n", KernelBefore: before, KernelAfter: after}},
-			report.OutcomeCorruption, nil, failed(33), 900},
+			report.OutcomeWorkloadFailed, nil, failed(33), 900},
 		{"external workload stopped at its limit", observed{log: bootLog, finished: true, exec: &proto.ExecRequest{Argv: []string{"/usr/bin/stress"}},
 			execResult: proto.ExecResult{ExitCode: -1, TimedOut: true, ElapsedSec: 60, KernelBefore: before, KernelAfter: after}},
 			report.OutcomeClean, nil, nil, 900},
@@ -128,7 +128,7 @@ func TestDecide(t *testing.T) {
 			if r.WrittenBackPages != tt.wantWB {
 				t.Errorf("written back %d, want %d", r.WrittenBackPages, tt.wantWB)
 			}
-			if r.Failed() != (tt.wantOutcome == report.OutcomeCorruption || tt.wantOutcome == report.OutcomeCrash || tt.wantOutcome == report.OutcomeHang || tt.wantOutcome == report.OutcomeWarning) {
+			if r.Failed() != (tt.wantOutcome == report.OutcomeCorruption || tt.wantOutcome == report.OutcomeCrash || tt.wantOutcome == report.OutcomeHang || tt.wantOutcome == report.OutcomeWarning || tt.wantOutcome == report.OutcomeWorkloadFailed) {
 				t.Errorf("Failed() = %v for %s", r.Failed(), r.Outcome)
 			}
 			// Every console report is in Reports, in order, marked when it
@@ -158,5 +158,57 @@ func TestDecideKeepsCorruptionDetail(t *testing.T) {
 		last: stress.Progress{ElapsedSec: 29, Corruptions: 1}, byClass: map[stress.Class]uint64{stress.ClassStale: 1}, examples: ex})
 	if r.CorruptionsByClass["stale"] != 1 || len(r.Examples) != 1 || !strings.Contains(r.Examples[0], "wanted generation 5, read worker 0 page 3 generation 2") {
 		t.Errorf("corruption detail lost when the kernel died: %v %v", r.CorruptionsByClass, r.Examples)
+	}
+}
+
+// The selftest: test_zswap ran, "not ok 7", exit 1. Its own class
+// with the exit status and the failed test, no corrupt page, the TAP
+// results de-duplicated; and it counts as the race's failure.
+func TestDecideFailedSelftest(t *testing.T) {
+	before, after := counters(40)
+	tail := "TAP version 13\n1..7\nok 1 test_zswap_usage\nok 2 test_swapin_nozswap\nok 3 test_zswapin\n" +
+		"ok 4 test_zswap_writeback_enabled\nok 5 test_zswap_writeback_disabled\nok 6 test_no_kmem_bypass\nok 6 test_no_kmem_bypass\n" +
+		"not ok 7 test_no_invasive_cgroup_shrink\n# Totals: pass:6 fail:1 xfail:0 xpass:0 skip:0 error:0\n"
+	bootLog := bytes.Split(corpus(t, "real-6.1-widened-unpatched-zswap-bug.log"), []byte(proto.ConsoleReady))[0]
+	o := observed{log: bootLog, finished: true, exec: &proto.ExecRequest{Argv: []string{"/usr/local/bin/test_zswap"}},
+		execResult: proto.ExecResult{ExitCode: 1, ElapsedSec: 12, OutputTail: tail, KernelBefore: before, KernelAfter: after}}
+	r := decide(o)
+	if r.Outcome != report.OutcomeWorkloadFailed || r.Corruptions != 0 || len(r.Examples) != 0 {
+		t.Errorf("outcome %q, %d corrupt pages, examples %q; want workload-failed and no corruption", r.Outcome, r.Corruptions, r.Examples)
+	}
+	if want := "workload /usr/local/bin/test_zswap exited 1: not ok 7 test_no_invasive_cgroup_shrink"; r.Error != want {
+		t.Errorf("error %q, want %q", r.Error, want)
+	}
+	w := r.Workload
+	if w == nil || w.ExitCode != 1 || w.Command != "/usr/local/bin/test_zswap" || w.TestsPlanned != 7 || len(w.Tests) != 7 {
+		t.Fatalf("workload %+v", w)
+	}
+	if w.Tests[5].Number != 6 || w.Tests[6].Number != 7 || w.Tests[6].OK || w.Tests[6].Name != "test_no_invasive_cgroup_shrink" {
+		t.Errorf("tests %+v", w.Tests)
+	}
+	if c := (report.Signature{}).Classify(r); c != report.RaceFailure {
+		t.Errorf("counted as %q, want race", c)
+	}
+	if r.Exposure() != 12 {
+		t.Errorf("exposure %v, want 12", r.Exposure())
+	}
+	v := report.Aggregate("patched", "k", []report.Run{r}, report.Signature{})
+	if v.Failures != 1 || v.WorkloadFailures != 1 || v.InfraErrors != 0 || v.Corruptions != 0 {
+		t.Errorf("aggregate: failures %d, workload failures %d, infra errors %d, corruptions %d", v.Failures, v.WorkloadFailures, v.InfraErrors, v.Corruptions)
+	}
+
+	// Killed by a signal, no TAP: the signal and the end of its output.
+	o.execResult = proto.ExecResult{ExitCode: -1, Signal: "segmentation fault", ElapsedSec: 3, OutputTail: "starting\nabout to crash\n", KernelBefore: before, KernelAfter: after}
+	r = decide(o)
+	if want := "workload /usr/local/bin/test_zswap was killed by segmentation fault: starting | about to crash"; r.Outcome != report.OutcomeWorkloadFailed || r.Error != want {
+		t.Errorf("signal: %q %q, want %q", r.Outcome, r.Error, want)
+	}
+
+	// A clean selftest run keeps its test points too; a run stopped at its
+	// time limit is clean.
+	o.execResult = proto.ExecResult{ExitCode: 0, ElapsedSec: 20, OutputTail: "1..2\nok 1 a\nok 2 b # SKIP no swap\n", KernelBefore: before, KernelAfter: after}
+	r = decide(o)
+	if r.Outcome != report.OutcomeClean || r.Workload == nil || len(r.Workload.Tests) != 2 || r.Workload.Tests[1].Directive != "SKIP" {
+		t.Errorf("clean selftest: %q %+v", r.Outcome, r.Workload)
 	}
 }
