@@ -10,7 +10,8 @@ import (
 )
 
 // The JUnit XML schema as CI systems (Jenkins, GitLab, GitHub actions)
-// read it: one testsuite per variant, one testcase per run.
+// read it: a "verdict" testsuite with the one test case that judges the
+// patch, then one testsuite per variant, one testcase per run.
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
 	Name     string       `xml:"name,attr"`
@@ -40,10 +41,11 @@ type junitProperty struct {
 }
 
 type junitCase struct {
-	Name      string       `xml:"name,attr"`
-	Classname string       `xml:"classname,attr"`
-	Time      string       `xml:"time,attr"`
-	Failure   *junitResult `xml:"failure"`
+	Name       string          `xml:"name,attr"`
+	Classname  string          `xml:"classname,attr"`
+	Time       string          `xml:"time,attr"`
+	Properties []junitProperty `xml:"properties>property,omitempty"`
+	Failure    *junitResult    `xml:"failure"`
 	Error     *junitResult `xml:"error"`
 	Skipped   *junitResult `xml:"skipped"`
 	SystemOut string       `xml:"system-out,omitempty"`
@@ -55,11 +57,15 @@ type junitResult struct {
 	Text    string `xml:",chardata"`
 }
 
-// WriteJUnit writes r as JUnit XML to path, atomically. Runs with a
-// corruption, crash or hang are failures; boot failures, infra errors, OOMs
-// and unknown outcomes are errors; runs without writeback and interrupted
-// runs are skipped. An unpatched kernel's failures show up as failures too:
-// reproducing the race there is the point, so read the verdict property.
+// WriteJUnit writes r as JUnit XML to path, atomically. The test case
+// "verdict" fails exactly when the verdict is not "fixed", so a CI job is
+// green when the patch works and red (UNSTABLE in Jenkins) otherwise.
+// Every run is a passed test case, with its outcome and details in its
+// properties and system-out: a reproduction on the unpatched kernel is the
+// point of that kernel, not a failure, and the verdict case already judges
+// the patched kernel's runs. Runs that count for nothing (no writeback,
+// interrupted, OOM, boot failures and infra errors) are skipped with the
+// reason; the verdict weighs the boot failures.
 func WriteJUnit(path string, r *Report) error {
 	data, err := xml.MarshalIndent(junitFrom(r), "", "  ")
 	if err != nil {
@@ -74,6 +80,9 @@ func junitFrom(r *Report) junitSuites {
 		tool = "zswaprace"
 	}
 	out := junitSuites{Name: tool}
+	vs := junitVerdictSuite(tool, r)
+	out.Suites = append(out.Suites, vs)
+	out.Tests, out.Failures = vs.Tests, vs.Failures
 	var total float64
 	for _, v := range r.Variants {
 		s := junitSuite{
@@ -126,35 +135,78 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 		SystemOut: runSummary(run),
 	}
 	detail := runDetail(run)
-	result := &junitResult{Type: string(run.Outcome), Text: detail}
+	c.Properties = []junitProperty{{"outcome", string(run.Outcome)}}
+	if run.CountedAs != nil {
+		c.Properties = append(c.Properties, junitProperty{"counted_as", string(*run.CountedAs)})
+	}
+	if run.FirstFailureSeconds != nil {
+		c.Properties = append(c.Properties, junitProperty{"first_failure_seconds", fmt.Sprintf("%g", *run.FirstFailureSeconds)})
+	}
+	if run.ConsoleLog != "" {
+		c.Properties = append(c.Properties, junitProperty{"console_log", run.ConsoleLog})
+	}
+	var message string
+	var skip bool
 	switch run.Outcome {
 	case OutcomeCorruption:
-		result.Message = corruptionMessage(run)
-		c.Failure = result
+		message = corruptionMessage(run)
 	case OutcomeCrash:
-		result.Message = firstOr(run.CrashTitles, "kernel crash (no title parsed; see the console log)")
-		c.Failure = result
+		message = firstOr(run.CrashTitles, "kernel crash (no title parsed; see the console log)")
 	case OutcomeHang:
-		result.Message = "hang: " + firstLine(run.Error, firstOr(run.CrashTitles, "no progress from the stress workers"))
-		c.Failure = result
+		message = "hang: " + firstLine(run.Error, firstOr(run.CrashTitles, "no progress from the stress workers"))
 	case OutcomeWarning:
-		result.Message = firstLine(run.Error, firstOr(run.CrashTitles, "kernel WARNING"))
-		c.Failure = result
+		message = firstLine(run.Error, firstOr(run.CrashTitles, "kernel WARNING"))
 	case OutcomeClean:
 	case OutcomeNoWriteback:
-		result.Message = "zswap wrote nothing back, so the run proves nothing; not counted"
-		c.Skipped = result
+		message, skip = "zswap wrote nothing back, so the run proves nothing; not counted", true
 	case OutcomeInterrupted:
-		result.Message = "interrupted before the run finished"
-		c.Skipped = result
+		message, skip = "interrupted before the run finished", true
 	case OutcomeOOM:
-		result.Message = "guest ran out of memory: the workload is too big for the guest; not counted against the kernel"
-		c.Error = result
+		message, skip = "guest ran out of memory: the workload is too big for the guest; not counted against the kernel", true
 	default:
-		result.Message = firstLine(run.Error, string(run.Outcome))
-		c.Error = result
+		message, skip = firstLine(run.Error, string(run.Outcome))+"; no stress time counted (the verdict weighs boot failures)", true
+	}
+	if message != "" {
+		c.Properties = append(c.Properties, junitProperty{"message", message})
+		c.SystemOut += "\n" + message
+	}
+	if detail != "" {
+		c.SystemOut += "\n" + strings.TrimRight(detail, "\n")
+	}
+	if skip {
+		c.Skipped = &junitResult{Type: string(run.Outcome), Message: message}
 	}
 	return c
+}
+
+// junitVerdictSuite is the suite of the one test case that judges the
+// patch: it fails exactly when the verdict is not "fixed".
+func junitVerdictSuite(tool string, r *Report) junitSuite {
+	c := junitCase{Name: "verdict", Classname: tool + ".verdict", Time: junitTime(0)}
+	c.Properties = []junitProperty{{"verdict", r.Verdict}, {"reason", r.Reason}}
+	text := fmt.Sprintf("verdict %s: %s", r.Verdict, r.Reason)
+	if r.PValue != nil {
+		c.Properties = append(c.Properties, junitProperty{"p_value", fmt.Sprintf("%.4g", *r.PValue)})
+		text += fmt.Sprintf("\np = %.4g", *r.PValue)
+		if r.Alpha > 0 {
+			text += fmt.Sprintf(" (alpha %g)", r.Alpha)
+		}
+	}
+	for _, n := range r.Notes {
+		text += "\nnote: " + n
+	}
+	c.SystemOut = text
+	s := junitSuite{Name: "verdict", Tests: 1, Time: junitTime(0),
+		Properties: []junitProperty{{"verdict", r.Verdict}, {"source", r.Source}, {"patch", r.Patch}, {"accel", r.Accel}}}
+	if !r.Started.IsZero() {
+		s.Timestamp = r.Started.UTC().Format(time.RFC3339)
+	}
+	if r.Verdict != "fixed" {
+		c.Failure = &junitResult{Type: r.Verdict, Message: fmt.Sprintf("verdict %s, want fixed: %s", r.Verdict, firstLine(r.Reason, "no reason given")), Text: text}
+		s.Failures = 1
+	}
+	s.Cases = []junitCase{c}
+	return s
 }
 
 // corruptionMessage summarises a corrupted run in one line, with its first

@@ -222,62 +222,90 @@ func TestJUnitRoundTrip(t *testing.T) {
 			{"source", r.Source}, {"patch", r.Patch}, {"patch_direction", "reverse"},
 		}
 	}
+	reason := r.Reason
+	verdictText := "verdict inconclusive: " + reason + "\np = 0.0751"
 	want := junitSuites{
 		XMLName: xml.Name{Local: "testsuites"},
-		Name:    "zswaprace", Tests: 5, Failures: 2, Errors: 1, Skipped: 1, Time: "290.900",
+		// Only the verdict fails: the unpatched kernel's reproductions
+		// pass, with their details in properties and system-out.
+		Name: "zswaprace", Tests: 6, Failures: 1, Errors: 0, Skipped: 2, Time: "290.900",
 		Suites: []junitSuite{
 			{
-				Name: "unpatched", Tests: 2, Failures: 2, Time: "53.900", Timestamp: "2025-03-01T10:00:00Z",
-				Properties: props("out/unpatched/bzImage"),
+				Name: "verdict", Tests: 1, Failures: 1, Time: "0.000", Timestamp: "2025-03-01T10:00:00Z",
+				Properties: []junitProperty{{"verdict", "inconclusive"}, {"source", r.Source}, {"patch", r.Patch}, {"accel", "tcg"}},
 				Cases: []junitCase{
 					{
-						Name: "unpatched/run-1", Classname: "zswaprace.unpatched", Time: "21.500",
+						Name: "verdict", Classname: "zswaprace.verdict", Time: "0.000",
+						Properties: []junitProperty{{"verdict", "inconclusive"}, {"reason", reason}, {"p_value", "0.0751"}},
 						Failure: &junitResult{
-							Type:    "corruption",
-							Message: "15 corrupted pages (stale 15): worker 2 page 811: stale generation 3, want 5; then BUG: invalid opcode in zswap_writeback_entry",
-							Text: "Corruption examples:\n  worker 2 page 811: stale generation 3, want 5\n" +
-								"Crash titles:\n  BUG: invalid opcode in zswap_writeback_entry\n" +
-								"Console log: out/unpatched/run-1/console.log\n",
+							Type:    "inconclusive",
+							Message: "verdict inconclusive, want fixed: " + reason,
+							Text:    verdictText,
 						},
-						SystemOut: "corruption on tcg: stress 20 s, boot 1.5 s, 120,000 pages verified, 4,000 written back, 15 corruptions, first failure at 12.5 s",
-					},
-					{
-						Name: "unpatched/run-2", Classname: "zswaprace.unpatched", Time: "32.400",
-						Failure: &junitResult{
-							Type:    "crash",
-							Message: "BUG: invalid opcode in zswap_writeback_entry",
-							// The escape character is not allowed in XML and is replaced.
-							Text: "Crash titles:\n  BUG: invalid opcode in zswap_writeback_entry\n  Kernel panic - not syncing: Fatal exception\n" +
-								"console tail:\n[   33.1] invalid opcode: 0000 [#1] SMP\uFFFD[0m\n",
-						},
-						SystemOut: "crash on tcg: stress 31 s, boot 1.4 s, 200,000 pages verified, 7,000 written back, 0 corruptions, first failure at 31 s",
+						SystemOut: verdictText,
 					},
 				},
 			},
 			{
-				Name: "patched", Tests: 3, Errors: 1, Skipped: 1, Time: "237.000", Timestamp: "2025-03-01T10:00:00Z",
+				Name: "unpatched", Tests: 2, Time: "53.900", Timestamp: "2025-03-01T10:00:00Z",
+				Properties: props("out/unpatched/bzImage"),
+				Cases: []junitCase{
+					{
+						Name: "unpatched/run-1", Classname: "zswaprace.unpatched", Time: "21.500",
+						Properties: []junitProperty{
+							{"outcome", "corruption"}, {"counted_as", "race"}, {"first_failure_seconds", "12.5"},
+							{"console_log", "out/unpatched/run-1/console.log"},
+							{"message", "15 corrupted pages (stale 15): worker 2 page 811: stale generation 3, want 5; then BUG: invalid opcode in zswap_writeback_entry"},
+						},
+						SystemOut: "corruption on tcg: stress 20 s, boot 1.5 s, 120,000 pages verified, 4,000 written back, 15 corruptions, first failure at 12.5 s\n" +
+							"15 corrupted pages (stale 15): worker 2 page 811: stale generation 3, want 5; then BUG: invalid opcode in zswap_writeback_entry\n" +
+							"Corruption examples:\n  worker 2 page 811: stale generation 3, want 5\n" +
+							"Crash titles:\n  BUG: invalid opcode in zswap_writeback_entry\n" +
+							"Console log: out/unpatched/run-1/console.log",
+					},
+					{
+						Name: "unpatched/run-2", Classname: "zswaprace.unpatched", Time: "32.400",
+						Properties: []junitProperty{
+							{"outcome", "crash"}, {"counted_as", "race"}, {"first_failure_seconds", "31"},
+							{"message", "BUG: invalid opcode in zswap_writeback_entry"},
+						},
+						// The escape character is not allowed in XML and is replaced.
+						SystemOut: "crash on tcg: stress 31 s, boot 1.4 s, 200,000 pages verified, 7,000 written back, 0 corruptions, first failure at 31 s\n" +
+							"BUG: invalid opcode in zswap_writeback_entry\n" +
+							"Crash titles:\n  BUG: invalid opcode in zswap_writeback_entry\n  Kernel panic - not syncing: Fatal exception\n" +
+							"console tail:\n[   33.1] invalid opcode: 0000 [#1] SMP\uFFFD[0m",
+					},
+				},
+			},
+			{
+				Name: "patched", Tests: 3, Skipped: 2, Time: "237.000", Timestamp: "2025-03-01T10:00:00Z",
 				Properties: props("out/patched/bzImage"),
 				Cases: []junitCase{
 					{
 						Name: "patched/run-1", Classname: "zswaprace.patched", Time: "135.500",
-						SystemOut: "clean on tcg: stress 134 s (2m14s), boot 1.5 s, 900,000 pages verified, 190,000 written back, 0 corruptions",
+						Properties: []junitProperty{{"outcome", "clean"}},
+						SystemOut:  "clean on tcg: stress 134 s (2m14s), boot 1.5 s, 900,000 pages verified, 190,000 written back, 0 corruptions",
 					},
 					{
 						Name: "patched/run-2", Classname: "zswaprace.patched", Time: "101.500",
+						Properties: []junitProperty{{"outcome", "no-writeback"}, {"message", "zswap wrote nothing back, so the run proves nothing; not counted"}},
 						Skipped: &junitResult{
 							Type:    "no-writeback",
 							Message: "zswap wrote nothing back, so the run proves nothing; not counted",
 						},
-						SystemOut: "no-writeback on tcg: stress 100 s, boot 1.5 s, 500,000 pages verified, 0 written back, 0 corruptions",
+						SystemOut: "no-writeback on tcg: stress 100 s, boot 1.5 s, 500,000 pages verified, 0 written back, 0 corruptions\n" +
+							"zswap wrote nothing back, so the run proves nothing; not counted",
 					},
 					{
 						Name: "patched/run-3", Classname: "zswaprace.patched", Time: "0.000",
-						Error: &junitResult{
+						Properties: []junitProperty{{"outcome", "boot-failure"}, {"message", "kernel did not reach /init within 60 s; no stress time counted (the verdict weighs boot failures)"}},
+						Skipped: &junitResult{
 							Type:    "boot-failure",
-							Message: "kernel did not reach /init within 60 s",
-							Text:    "kernel did not reach /init within 60 s\nconsole tail: ...\n",
+							Message: "kernel did not reach /init within 60 s; no stress time counted (the verdict weighs boot failures)",
 						},
-						SystemOut: "boot-failure on tcg: stress 0 s, boot 0 s, 0 pages verified, 0 written back, 0 corruptions",
+						SystemOut: "boot-failure on tcg: stress 0 s, boot 0 s, 0 pages verified, 0 written back, 0 corruptions\n" +
+							"kernel did not reach /init within 60 s; no stress time counted (the verdict weighs boot failures)\n" +
+							"kernel did not reach /init within 60 s\nconsole tail: ...",
 					},
 				},
 			},
@@ -296,14 +324,18 @@ func TestJUnitOutcomes(t *testing.T) {
 		outcome Outcome
 		kind    string // failure, error, skipped or "" for a pass
 	}{
+		// Runs never fail: the verdict case judges (TestJUnitVerdictCase).
+		// Reproductions pass, with their details; runs that count for
+		// nothing are skipped with the reason.
 		{OutcomeClean, ""},
-		{OutcomeCorruption, "failure"},
-		{OutcomeCrash, "failure"},
-		{OutcomeHang, "failure"},
-		{OutcomeBootFailure, "error"},
-		{OutcomeInfraError, "error"},
-		{OutcomeOOM, "error"},
-		{"exploded", "error"},
+		{OutcomeCorruption, ""},
+		{OutcomeCrash, ""},
+		{OutcomeHang, ""},
+		{OutcomeWarning, ""},
+		{OutcomeBootFailure, "skipped"},
+		{OutcomeInfraError, "skipped"},
+		{OutcomeOOM, "skipped"},
+		{"exploded", "skipped"},
 		{OutcomeNoWriteback, "skipped"},
 		{OutcomeInterrupted, "skipped"},
 	}
@@ -325,8 +357,77 @@ func TestJUnitOutcomes(t *testing.T) {
 			if kind != "" && caseMessage(c) == "" {
 				t.Errorf("%s run has an empty message", tt.outcome)
 			}
+			if len(c.Properties) == 0 || c.Properties[0] != (junitProperty{"outcome", string(tt.outcome)}) {
+				t.Errorf("%s run: properties %v, want outcome first", tt.outcome, c.Properties)
+			}
+			if tt.outcome != OutcomeClean && !strings.Contains(c.SystemOut, "\n") {
+				t.Errorf("%s run: system-out %q has no detail after the summary", tt.outcome, c.SystemOut)
+			}
 			if c.Name != "patched/run-4" {
 				t.Errorf("name = %q, want patched/run-4", c.Name)
+			}
+		})
+	}
+}
+
+// TestJUnitVerdictCase: the "verdict" test case, and with it the whole
+// junit.xml, fails exactly when the verdict is not fixed, although the
+// unpatched kernel's runs reproduced the race every time.
+func TestJUnitVerdictCase(t *testing.T) {
+	for _, v := range []string{"fixed", "not-fixed", "regressed", "inconclusive", "error", "interrupted"} {
+		t.Run(v, func(t *testing.T) {
+			r := sampleReport()
+			r.Verdict, r.Reason = v, "because "+v
+			path := filepath.Join(t.TempDir(), "junit.xml")
+			if err := WriteJUnit(path, r); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got junitSuites
+			if err := xml.Unmarshal(data, &got); err != nil {
+				t.Fatalf("junit.xml does not parse: %v", err)
+			}
+			var verdictCases []junitCase
+			reproductions := 0
+			for _, s := range got.Suites {
+				for _, c := range s.Cases {
+					if c.Name == "verdict" {
+						verdictCases = append(verdictCases, c)
+					}
+					if c.Failure != nil && c.Name != "verdict" {
+						t.Errorf("run %s is a failure: only the verdict case may fail", c.Name)
+					}
+					if c.Error != nil {
+						t.Errorf("case %s is an error", c.Name)
+					}
+					if strings.HasPrefix(c.Name, "unpatched/") && c.Failure == nil && c.Skipped == nil &&
+						len(c.Properties) > 0 && c.Properties[0].Value != "clean" {
+						reproductions++
+					}
+				}
+			}
+			if reproductions != 2 {
+				t.Errorf("%d passed reproductions on the unpatched kernel, want 2", reproductions)
+			}
+			if len(verdictCases) != 1 {
+				t.Fatalf("%d verdict cases, want 1", len(verdictCases))
+			}
+			c := verdictCases[0]
+			wantFail := v != "fixed"
+			if (c.Failure != nil) != wantFail {
+				t.Errorf("verdict %s: verdict case failure %v, want failing %v", v, c.Failure, wantFail)
+			}
+			if wantFail && (c.Failure.Type != v || !strings.Contains(c.Failure.Message, "because "+v)) {
+				t.Errorf("verdict %s: failure %+v lacks the verdict or the reason", v, c.Failure)
+			}
+			if n := map[bool]int{true: 1, false: 0}[wantFail]; got.Failures != n || got.Errors != 0 {
+				t.Errorf("verdict %s: testsuites failures=%d errors=%d, want %d and 0 (red exactly when not fixed)", v, got.Failures, got.Errors, n)
+			}
+			if !strings.Contains(c.SystemOut, "because "+v) {
+				t.Errorf("verdict case system-out %q lacks the reason", c.SystemOut)
 			}
 		})
 	}
