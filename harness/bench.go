@@ -70,13 +70,12 @@ func cmdBench(ctx context.Context, args []string) int {
 	verdictReps := fs.Int("verdict-reps", 1, "times to run the demo comparison (compare --widen) for its wall time to verdict (0 skips)")
 	out := fs.String("out", "", "output directory (default out/bench-TIME)")
 	jsonPath := fs.String("json", "bench.json", "where to write the results")
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseArgs(fs, args, false); !ok {
+		return code
 	}
 	bf.widen = true
 	if err := rf.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "harness bench:", err)
-		return exitError
+		return usageError("bench", err)
 	}
 	dir := outDir(*out, "bench")
 	p := newProgress()

@@ -27,7 +27,7 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.patch, "patch", "", "the patch under test (default patches/zswap-writeback-race-fix.patch)")
 	fs.BoolVar(&b.widen, "widen", false, "apply patches/zswap-writeback-delay.patch to both variants (race-window instrumentation)")
 	fs.BoolVar(&b.kasan, "kasan", false, "add kconfigs/kasan.config (slower, catches use-after-free directly)")
-	fs.IntVar(&b.jobs, "build-jobs", runtime.NumCPU(), "make -j for kernel builds")
+	fs.IntVar(&b.jobs, "build-jobs", runtime.NumCPU(), "make -j for the kernel builds (not VMs at once: that is --jobs)")
 }
 
 // built is the outcome of building both variants.
@@ -130,8 +130,8 @@ func cmdBuild(ctx context.Context, args []string) int {
 	bf.register(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	export := fs.String("export", "", "also write both images, their configs, the patch and kernels.json (hashes, widening, command line) into DIR, for 'compare --kernels DIR' on other machines")
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseArgs(fs, args, false); !ok {
+		return code
 	}
 	p := newProgress()
 	b, err := bf.buildBoth(ctx, p.Say)

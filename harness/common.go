@@ -86,8 +86,8 @@ func indent(s string) string {
 func newFlags(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: harness %s\n\nflags:\n", synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "usage: harness %s\n", synopsis)
+		printFlags(fs.Output(), fs)
 	}
 	return fs
 }

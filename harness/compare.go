@@ -40,7 +40,7 @@ type compareFlags struct {
 func (c *compareFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.runs, "runs", 0, "fixed design: exactly N runs per kernel (default: adaptive, run until decided or --budget is spent)")
 	fs.DurationVar(&c.budget, "budget", 25*time.Minute, "adaptive design: the most wall time to spend on runs")
-	fs.IntVar(&c.jobs, "jobs", 0, "VMs at once (default: what the host's cores and memory fit)")
+	fs.IntVar(&c.jobs, "jobs", 0, "VMs to run at once, each a whole guest (not make's -j: that is --build-jobs; default: what the host's cores and memory fit)")
 	fs.Float64Var(&c.alpha, "alpha", verdict.DefaultAlpha, "significance level of the verdict")
 	fs.Float64Var(&c.minReduction, "min-reduction", 0, "fixed also needs the patched failure rate shown (95%) to be at most 1/X of the unpatched rate")
 	fs.Var(&c.signature, "signature", "regexp: a crash or hang whose title or guilty function matches is the race's (repeatable; default: the titles the unpatched kernel shows)")
@@ -76,13 +76,10 @@ func cmdCompare(ctx context.Context, args []string) int {
 	out := fs.String("out", "", "output directory (default out/compare-TIME)")
 	asJSON := fs.Bool("json", false, "print report.json on stdout instead of the table")
 	kernels := fs.String("kernels", "", "boot the kernels in DIR ('harness build --export DIR') after checking their sha256, and build nothing")
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseArgs(fs, args, false); !ok {
+		return code
 	}
-	usageErr := func(err error) int {
-		fmt.Fprintln(os.Stderr, "harness compare:", err)
-		return exitError
-	}
+	usageErr := func(err error) int { return usageError("compare", err) }
 	if err := kernelsExclusive(fs, *kernels); err != nil {
 		return usageErr(err)
 	}

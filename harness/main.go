@@ -31,13 +31,25 @@ commands:
   bisect-run   one 'git bisect run' step (exit 0 good, 1 bad, 125 skip, 128 abort)
   bench        time builds, boots and time to first failure against stress and stress-ng
 
-'harness COMMAND -h' lists a command's flags.
+'harness COMMAND -h' lists a command's flags; 'harness --version' prints the
+version and the revision it was built from. Exit codes: 0 fixed (run: clean),
+1 not fixed or regressed (run: kernel failure), 2 inconclusive, 3 error,
+64 usage error (bisect-run: git bisect's 0, 1, 125, 128).
 `
 
 func main() {
-	if len(os.Args) < 2 {
+	onPanic := exitError
+	if len(os.Args) > 1 && os.Args[1] == "bisect-run" {
+		onPanic = bisectAbort // 3 would tell git bisect "bad"
+	}
+	os.Exit(guard(onPanic, func() int { return harnessMain(os.Args[1:]) }))
+}
+
+// harnessMain runs the command in argv and returns the exit code.
+func harnessMain(argv []string) int {
+	if len(argv) < 1 {
 		fmt.Fprint(os.Stderr, usage)
-		os.Exit(exitError)
+		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -45,25 +57,25 @@ func main() {
 	// (its QEMUs die with it).
 	context.AfterFunc(ctx, stop)
 	var code int
-	args := os.Args[2:]
-	switch os.Args[1] {
+	args := argv[1:]
+	switch argv[0] {
 	case "build", "run", "compare", "bisect-run", "bench":
 		// Every command keeps sources, images and keys in the cache: check
 		// once that it is this user's own before anything is read from it.
 		if _, err := cache.Open(); err != nil {
 			fmt.Fprintln(os.Stderr, "harness:", err)
-			if os.Args[1] == "bisect-run" {
-				os.Exit(bisectAbort) // 3 would tell git bisect "bad"
+			if argv[0] == "bisect-run" {
+				return bisectAbort // 3 would tell git bisect "bad"
 			}
-			os.Exit(exitError)
+			return exitError
 		}
 		// What a killed harness left, and input that fails at once.
-		if err := startUp(os.Args[1], args); err != nil {
+		if err := startUp(argv[0], args); err != nil {
 			printErr(err)
-			os.Exit(exitError)
+			return exitError
 		}
 	}
-	switch os.Args[1] {
+	switch argv[0] {
 	case "build":
 		code = cmdBuild(ctx, args)
 	case "run":
@@ -80,11 +92,13 @@ func main() {
 		code = cmdMerge(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
+	case "--version", "-version", "version":
+		printVersion(os.Stdout)
 	default:
-		fmt.Fprintf(os.Stderr, "harness: unknown command %q\n\n%s", os.Args[1], usage)
-		code = exitError
+		fmt.Fprintf(os.Stderr, "harness: unknown command %q\n\n%s", argv[0], usage)
+		code = exitUsage
 	}
-	os.Exit(code)
+	return code
 }
 
 // exitError is the exit code for anything that is not a verdict about the

@@ -31,8 +31,11 @@ func cmdMerge(ctx context.Context, args []string) int {
 	fs := newFlags("merge", "merge [--out DIR] [--json] SHARD_DIR... (directories of 'compare --out', or a quoted glob)")
 	out := fs.String("out", "", "output directory (default out/merge-TIME)")
 	asJSON := fs.Bool("json", false, "print the merged report.json on stdout instead of the table")
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseArgs(fs, args, true); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return usageError("merge", fmt.Errorf("no shard directories given: name the 'compare --out' directories to pool, or a quoted glob (see 'harness merge -h')"))
 	}
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "harness merge:", err)

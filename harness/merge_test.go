@@ -285,7 +285,7 @@ func TestCmdMerge(t *testing.T) {
 	if code := cmdMerge(context.Background(), []string{"--out", filepath.Join(root, "m3"), d1, d3}); code != exitError {
 		t.Errorf("shards of different kernels: exit %d, want %d", code, exitError)
 	}
-	if code := cmdMerge(context.Background(), nil); code != exitError {
-		t.Errorf("no shards: exit %d, want %d", code, exitError)
+	if code := cmdMerge(context.Background(), nil); code != exitUsage {
+		t.Errorf("no shards: exit %d, want %d (usage)", code, exitUsage)
 	}
 }

@@ -32,8 +32,8 @@ func cmdRun(ctx context.Context, args []string) int {
 	asJSON := fs.Bool("json", false, "print the run's result as JSON")
 	kernels := fs.String("kernels", "", "take the kernel from DIR ('harness build --export DIR'), after checking its sha256")
 	variant := fs.String("variant", "", "with --kernels: unpatched or patched")
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseArgs(fs, args, false); !ok {
+		return code
 	}
 	if *kernels != "" {
 		path, conf, err := kernelFromDir(*kernels, *variant, *kernelPath)
@@ -44,12 +44,10 @@ func cmdRun(ctx context.Context, args []string) int {
 		*kernelPath, *config = path, conf
 	}
 	if *kernelPath == "" {
-		fmt.Fprintln(os.Stderr, "harness run: --kernel is required (a bzImage; 'harness build' prints where they are), or --kernels DIR --variant V")
-		return exitError
+		return usageError("run", fmt.Errorf("--kernel is required (a bzImage; 'harness build' prints where they are), or --kernels DIR --variant V"))
 	}
 	if err := rf.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "harness run:", err)
-		return exitError
+		return usageError("run", err)
 	}
 	dir := outDir(*out, "run")
 	p := newProgress()
@@ -86,6 +84,11 @@ func cmdRun(ctx context.Context, args []string) int {
 		printErr(werr)
 		return exitError
 	}
+	return runExit(r)
+}
+
+// runExit is the exit code of 'harness run' for a finished run.
+func runExit(r report.Run) int {
 	switch {
 	case r.Failed():
 		return runFailure

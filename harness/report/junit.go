@@ -46,9 +46,9 @@ type junitCase struct {
 	Time       string          `xml:"time,attr"`
 	Properties []junitProperty `xml:"properties>property,omitempty"`
 	Failure    *junitResult    `xml:"failure"`
-	Error     *junitResult `xml:"error"`
-	Skipped   *junitResult `xml:"skipped"`
-	SystemOut string       `xml:"system-out,omitempty"`
+	Error      *junitResult    `xml:"error"`
+	Skipped    *junitResult    `xml:"skipped"`
+	SystemOut  string          `xml:"system-out,omitempty"`
 }
 
 type junitResult struct {
