@@ -164,7 +164,9 @@ func cmdBisectSummary(args []string) int {
 	logPath := fs.String("log", "", "git bisect log")
 	culprit := fs.String("culprit", "", "the first bad commit git bisect named")
 	unresolved := fs.String("unresolved", "", "what git bisect said when it could not name one")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *out == "" || *good == "" || *bad == "" || *logPath == "" {
+	if code, ok := parseArgs(fs, args, false); !ok {
+		return code
+	} else if *out == "" || *good == "" || *bad == "" || *logPath == "" {
 		fs.Usage()
 		return exitError
 	}

@@ -46,6 +46,20 @@ func parseArgs(fs *flag.FlagSet, args []string, positional bool) (code int, ok b
 	return 0, true
 }
 
+// asksHelp says whether a command's arguments ask for its help (before any
+// "--"), which it prints before it touches anything.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 // strayArgument says why an argument after the flags is refused.
 func strayArgument(command string, rest []string) string {
 	msg := fmt.Sprintf("unexpected argument %q: %s takes flags only", rest[0], command)

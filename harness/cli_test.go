@@ -235,6 +235,11 @@ func TestBinaryExitCodes(t *testing.T) {
 		{[]string{"--version"}, 0},
 		{[]string{"compare", "-h"}, 0},
 		{[]string{"bisect-run", "--help"}, 0},
+		{[]string{"bisect-summary", "-h"}, 0},
+		{[]string{"bisect-summary", "--out", "o", "extra"}, exitUsage},
+		// The help comes before the input is checked.
+		{[]string{"compare", "--patch", "/nonexistent.patch", "-h"}, 0},
+		{[]string{"compare", "--patch", "/nonexistent.patch"}, exitError},
 		{nil, exitUsage},
 		{[]string{"frobnicate"}, exitUsage},
 		{[]string{"compare", "my-fix.patch"}, exitUsage},

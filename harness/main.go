@@ -60,6 +60,9 @@ func harnessMain(argv []string) int {
 	args := argv[1:]
 	switch argv[0] {
 	case "build", "run", "compare", "bisect-run", "bench":
+		if asksHelp(args) {
+			break // the help needs no cache, and the input is not checked
+		}
 		// Every command keeps sources, images and keys in the cache: check
 		// once that it is this user's own before anything is read from it.
 		if _, err := cache.Open(); err != nil {

@@ -11,8 +11,10 @@ import (
 type Kind int
 
 const (
-	// Usage: the user asked for something that cannot work (bad flag, a patch
-	// that neither applies nor reverses, a path that is not a kernel).
+	// Usage: the user asked for something that cannot work (a patch that
+	// neither applies nor reverses, a path that is not a kernel). Printed as
+	// "bad input" and exit 3: exit 64, "usage error", is for what the
+	// command line alone shows to be wrong (harness/cli.go).
 	Usage Kind = iota + 1
 	// Build: the kernel did not build.
 	Build
@@ -25,7 +27,7 @@ const (
 func (k Kind) String() string {
 	switch k {
 	case Usage:
-		return "usage error"
+		return "bad input"
 	case Build:
 		return "build failure"
 	case Boot:
