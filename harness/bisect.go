@@ -148,6 +148,14 @@ func stepExit(runs []report.Run, rule badRule) (int, string) {
 	return bisectGood, ""
 }
 
+// endsStep says whether a run judged code ends its step at once: the race's
+// failure, a host failure, or a run that shows the commit cannot be judged.
+// Another kernel failure during the workload does not: the race may still
+// show in the runs that follow.
+func endsStep(code int, r report.Run) bool {
+	return code != bisectGood && !(code == bisectSkip && r.Failed())
+}
+
 // runNumber is r's number as its directory shows it (runs finish out of
 // order when several run at once).
 func runNumber(r report.Run, i int) int {
@@ -508,24 +516,34 @@ func (b *bisector) step(ctx context.Context, be *badEndFile) int {
 		return bisectAbort
 	}
 	clean := 0.0
-	// Start runs while the clean stress, counting the runs in flight as if
-	// they stay clean, is short of what a good verdict needs; a run that
-	// is not clean ends the step at once.
+	// Start runs while the stress so far, counting the runs in flight as
+	// if they stay clean, is short of what a good verdict needs. The race's
+	// failure ends the step (bad), and so does a run that makes the commit
+	// impossible to judge (it does not boot, reports at boot, never writes
+	// back). Another kernel failure during the workload rules out good but
+	// not bad: the step goes on looking for the race until its time is up,
+	// then skips. At the culprit, the race may show itself first as a crash
+	// the bad end happened not to show.
 	start := func(done []report.Run, inFlight int) bool {
 		return be.MissChance(clean+float64(inFlight)*f.rf.duration.Seconds()) > miss
 	}
 	decisive := func(r report.Run) bool {
 		code, _ := rule.judge(r)
-		return code != bisectGood
+		return endsStep(code, r)
 	}
 	runs := b.pool(ctx, e, commit, img, start, decisive, func(r report.Run, done []report.Run) {
-		if code, why := rule.judge(r); code != bisectGood {
+		code, why := rule.judge(r)
+		if decisive(r) {
 			b.p.Say(fmt.Sprintf("step %.12s run %d: %s: %s", commit, r.Index, exitWord(code), why))
 			return
 		}
 		clean += r.Exposure()
-		b.p.Say(fmt.Sprintf("step %.12s run %d: clean for %.0f s; %.0f of %.0f s clean stress (a bad commit would look this clean with chance %.3f)",
-			commit, r.Index, r.Exposure(), clean, need, be.MissChance(clean)))
+		state := fmt.Sprintf("clean for %.0f s", r.Exposure())
+		if code != bisectGood {
+			state = why + "; not good, still looking for the race"
+		}
+		b.p.Say(fmt.Sprintf("step %.12s run %d: %s; %.0f of %.0f s of stress (a bad commit would look this clean with chance %.3f)",
+			commit, r.Index, state, clean, need, be.MissChance(clean)))
 	})
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run: interrupted")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,5 +190,66 @@ func TestBuildReasonNamesTheError(t *testing.T) {
 	err := fault.New(fault.Build, "make bzImage", errors.New("exit status 2; first errors:\n  mm/page_io.c:560:2: error: #error \"zswaprace test: this commit does not build\"\n  make[3]: *** [x] Error 1"))
 	if got := buildReason(err); !strings.Contains(got, "does not build\"") || strings.Contains(got, "\n") {
 		t.Errorf("buildReason = %q", got)
+	}
+}
+
+// At the culprit the race may first show as a crash the bad end never
+// showed: that rules out good, but the step must go on looking for the
+// race. A commit that cannot be judged at all ends the step at once.
+func TestEndsStep(t *testing.T) {
+	rule, _ := parseBadRule("any", nil, nil) // the bad end showed corruption only
+	bootWarning := report.Run{Outcome: report.OutcomeClean, Reports: []report.KernelReport{{Kind: "warning", Title: "WARNING in x", BeforeWorkload: true}}}
+	for _, tt := range []struct {
+		name string
+		r    report.Run
+		ends bool
+	}{
+		{"clean", report.Run{Outcome: report.OutcomeClean}, false},
+		{"the race", report.Run{Outcome: report.OutcomeCorruption, Corruptions: 1}, true},
+		{"a crash the bad end never showed", crashRun(report.OutcomeCrash, "kernel BUG in zswap_writeback_entry", "zswap_writeback_entry"), false},
+		{"an unrelated hang", report.Run{Outcome: report.OutcomeHang}, false},
+		{"a report at boot", bootWarning, true},
+		{"boot failure", report.Run{Outcome: report.OutcomeBootFailure}, true},
+		{"no writeback", report.Run{Outcome: report.OutcomeNoWriteback}, true},
+		{"infra error", report.Run{Outcome: report.OutcomeInfraError}, true},
+	} {
+		code, _ := rule.judge(tt.r)
+		if got := endsStep(code, tt.r); got != tt.ends {
+			t.Errorf("%s: endsStep = %v, want %v", tt.name, got, tt.ends)
+		}
+	}
+}
+
+// By hand, inside git bisect, a step finds the bad end's measurement that
+// an earlier step kept in the cache, by refs/bisect/bad; outside a bisect,
+// with no --bad-end, it says what to do and aborts.
+func TestBadEndFoundByHand(t *testing.T) {
+	t.Setenv("ZSWAPRACE_CACHE", t.TempDir())
+	tree := t.TempDir()
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", tree, "-c", "user.name=t", "-c", "user.email=t@example.invalid"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	git("commit", "-q", "--allow-empty", "-m", "bad")
+	bad := git("rev-parse", "HEAD")
+	var f bisectFlags
+	f.tree, f.widen = tree, true
+	f.rf.duration, f.rf.cpus = 60e9, 1
+	b := &bisector{f: f, p: newProgress()}
+	if be, code := b.loadBadEnd(t.Context()); be != nil || code != bisectAbort {
+		t.Fatalf("outside a bisect, with no --bad-end: %v, %d; want abort", be, code)
+	}
+	git("update-ref", "refs/bisect/bad", bad)
+	if err := writeJSONFile(badEndPath(tree, bad), badEndFile{Commit: bad, Config: runConfig(f.rf, true), BadEnd: verdict.BadEnd{Failures: 4, Exposure: 118}, StepMiss: 0.01}); err != nil {
+		t.Fatal(err)
+	}
+	be, _ := b.loadBadEnd(t.Context())
+	if be == nil || be.Commit != bad || be.Failures != 4 {
+		t.Errorf("the kept measurement was not found: %+v", be)
 	}
 }
