@@ -156,6 +156,8 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 		message = "hang: " + firstLine(run.Error, firstOr(run.CrashTitles, "no progress from the stress workers"))
 	case OutcomeWarning:
 		message = firstLine(run.Error, firstOr(run.CrashTitles, "kernel WARNING"))
+	case OutcomeWorkloadFailed:
+		message = firstLine(run.Error, "the workload failed")
 	case OutcomeClean:
 	case OutcomeNoWriteback:
 		message, skip = "zswap wrote nothing back, so the run proves nothing; not counted", true

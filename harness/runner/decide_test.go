@@ -212,3 +212,27 @@ func TestDecideFailedSelftest(t *testing.T) {
 		t.Errorf("clean selftest: %q %+v", r.Outcome, r.Workload)
 	}
 }
+
+// In junit.xml a failed workload is a counted run with its exit status and
+// failed test, not a skipped one.
+func TestFailedWorkloadInJUnit(t *testing.T) {
+	before, after := counters(40)
+	r := decide(observed{finished: true, exec: &proto.ExecRequest{Argv: []string{"/usr/local/bin/test_zswap"}},
+		execResult: proto.ExecResult{ExitCode: 1, ElapsedSec: 12, OutputTail: "1..1\nnot ok 1 test_x\n", KernelBefore: before, KernelAfter: after}})
+	rep := &report.Report{Tool: "zswaprace", Verdict: "not-fixed", Variants: []report.Variant{report.Aggregate("patched", "k", []report.Run{r}, report.Signature{})}}
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := report.WriteJUnit(path, rep); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	x := string(b)
+	i := strings.Index(x, `name="patched/run-`)
+	if i < 0 {
+		t.Fatalf("no run case in:\n%s", x)
+	}
+	run := x[i:]
+	run = run[:strings.Index(run, "</testcase>")]
+	if strings.Contains(run, "<skipped") || !strings.Contains(run, "workload /usr/local/bin/test_zswap exited 1: not ok 1 test_x") {
+		t.Errorf("junit case:\n%s", run)
+	}
+}
