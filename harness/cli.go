@@ -174,7 +174,7 @@ var flagGroups = []struct {
 		"swing-low", "swing-high", "swing-period"}},
 	{"Guest sizing", []string{"mem", "cpus", "swap", "accel", "qemu", "cmdline"}},
 	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after"}},
-	{"Runs and verdict", []string{"runs", "budget", "jobs", "alpha", "min-reduction", "signature", "ignore",
+	{"Runs and verdict", []string{"runs", "budget", "jobs", "alpha", "min-reduction", "signature", "ignore", "expect",
 		"bad-on", "crash-pattern", "bad-end", "measure", "measure-failures", "measure-budget", "wrong", "miss",
 		"reps", "peer-reps", "build-reps", "limit", "soak", "verdict-reps"}},
 	{"Output", []string{"out", "json"}},
@@ -188,7 +188,7 @@ var flagPlaceholders = map[string]string{
 	"signature": "REGEXP", "ignore": "REGEXP", "crash-pattern": "REGEXP", "rev": "REV", "good": "REV", "bad": "REV",
 	"culprit": "SHA", "log": "FILE", "bad-end": "FILE", "bad-on": "LIST", "unresolved": "TEXT", "mem": "MIB",
 	"swap": "MIB", "mib-per-worker": "MIB", "alpha": "P", "wrong": "P", "miss": "P", "min-reduction": "X",
-	"jobs": "N", "build-jobs": "N", "json": "FILE",
+	"jobs": "N", "build-jobs": "N", "json": "FILE", "expect": "VERDICT",
 }
 
 // printFlags prints fs's flags grouped by topic, GNU style: --name VALUE,

@@ -140,6 +140,7 @@ func TestUsageErrors(t *testing.T) {
 		{"compare", []string{"--runs"}, "flag needs an argument: -runs"},
 		{"compare", []string{"--runs", "-1"}, "--runs -1"},
 		{"compare", []string{"--jobs", "-2"}, "--jobs -2"},
+		{"compare", []string{"--expect", "fixd"}, `--expect "fixd": want fixed, not-fixed, regressed or inconclusive`},
 		{"run", []string{"--kernel", "/nonexistent/bzImage", "extra", "--duration", "10s"}, `unexpected argument "extra": run takes flags only, and the 2 argument(s) after it would have been ignored`},
 		{"run", nil, "--kernel is required"},
 		{"run", []string{"--kernel", "k", "--workers", "-1"}, "--workers -1"},

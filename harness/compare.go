@@ -33,6 +33,7 @@ type compareFlags struct {
 	jobs         int
 	alpha        float64
 	minReduction float64
+	expect       string
 	signature    multiFlag
 	ignore       multiFlag
 }
@@ -44,6 +45,7 @@ func (c *compareFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.alpha, "alpha", verdict.DefaultAlpha, "significance level of the verdict")
 	fs.Float64Var(&c.minReduction, "min-reduction", 0, "fixed also needs the patched failure rate shown (95%) to be at most 1/X of the unpatched rate")
 	fs.Var(&c.signature, "signature", "regexp: a crash or hang whose title or guilty function matches is the race's (repeatable; default: the titles the unpatched kernel shows)")
+	fs.StringVar(&c.expect, "expect", "", "the verdict junit.xml's 'verdict' test case asks for: fixed (default), not-fixed, regressed or inconclusive (e.g. not-fixed for a known-bad patch); the exit code stays the verdict's")
 	fs.Var(&c.ignore, "ignore", "regexp: kernel reports whose title matches are known and benign, not counted (repeatable)")
 }
 
@@ -97,6 +99,8 @@ func cmdCompare(ctx context.Context, args []string) int {
 		return usageErr(fmt.Errorf("--budget %s is shorter than one run (--duration %s)", cf.budget, rf.duration))
 	case cf.jobs < 0:
 		return usageErr(fmt.Errorf("--jobs %d: want the number of VMs at once, or 0 for what the host fits", cf.jobs))
+	case cf.expect != "" && !slices.Contains([]verdict.Verdict{verdict.Fixed, verdict.NotFixed, verdict.Regressed, verdict.Inconclusive}, verdict.Verdict(cf.expect)):
+		return usageErr(fmt.Errorf("--expect %q: want fixed, not-fixed, regressed or inconclusive", cf.expect))
 	}
 	sig := report.Signature{}
 	var err error
@@ -119,7 +123,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	b, m, err := kernelsOrBuild(ctx, &bf, *kernels, p.Say)
 	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widen,
 		Widening: widening(bf.widen, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
-		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widen)}
+		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widen), Expect: cf.expect}
 	if rep.Alpha == 0 {
 		rep.Alpha = verdict.DefaultAlpha
 	}

@@ -223,7 +223,7 @@ func mergeReports(shards []shard) (*report.Report, verdict.Result, error) {
 		Patch: first.Patch, PatchDirection: first.PatchDirection, PatchSHA256: first.PatchSHA256,
 		Widen: first.Widen, Widening: first.Widening, Accel: first.Accel, Ignore: first.Ignore,
 		Alpha: first.Alpha, MinReduction: first.MinReduction, SignaturePatterns: first.SignaturePatterns,
-		Guest: first.Guest, Kernels: first.Kernels, Design: first.Design,
+		Guest: first.Guest, Kernels: first.Kernels, Design: first.Design, Expect: first.Expect,
 		Started: first.Started, Finished: first.Finished}
 	runs := map[string][]report.Run{}
 	for i, s := range shards {

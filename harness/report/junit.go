@@ -182,7 +182,8 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 }
 
 // junitVerdictSuite is the suite of the one test case that judges the
-// patch: it fails exactly when the verdict is not "fixed".
+// patch: it fails exactly when the verdict is not "fixed", or not the one
+// r.Expect names.
 func junitVerdictSuite(tool string, r *Report) junitSuite {
 	c := junitCase{Name: "verdict", Classname: tool + ".verdict", Time: junitTime(0)}
 	c.Properties = []junitProperty{{"verdict", r.Verdict}, {"reason", r.Reason}}
@@ -203,8 +204,14 @@ func junitVerdictSuite(tool string, r *Report) junitSuite {
 	if !r.Started.IsZero() {
 		s.Timestamp = r.Started.UTC().Format(time.RFC3339)
 	}
-	if r.Verdict != "fixed" {
-		c.Failure = &junitResult{Type: r.Verdict, Message: fmt.Sprintf("verdict %s, want fixed: %s", r.Verdict, firstLine(r.Reason, "no reason given")), Text: text}
+	want := r.Expect
+	if want == "" {
+		want = "fixed"
+	} else {
+		c.Properties = append(c.Properties, junitProperty{"expect", want})
+	}
+	if r.Verdict != want {
+		c.Failure = &junitResult{Type: r.Verdict, Message: fmt.Sprintf("verdict %s, want %s: %s", r.Verdict, want, firstLine(r.Reason, "no reason given")), Text: text}
 		s.Failures = 1
 	}
 	s.Cases = []junitCase{c}

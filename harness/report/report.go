@@ -273,6 +273,9 @@ type Report struct {
 	// pooled, and Pooling says how they were judged together.
 	Shards  []Shard `json:"shards,omitempty"`
 	Pooling string  `json:"pooling,omitempty"`
+	// Expect is the verdict junit.xml's "verdict" test case asks for
+	// (compare --expect); empty means fixed.
+	Expect string `json:"expect,omitempty"`
 }
 
 // Guest is how every guest of a comparison was set up: runs pooled from

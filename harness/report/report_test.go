@@ -431,6 +431,23 @@ func TestJUnitVerdictCase(t *testing.T) {
 			}
 		})
 	}
+	// compare --expect: the verdict case asks for that verdict instead.
+	for _, tt := range []struct {
+		verdict, expect string
+		fail            bool
+	}{
+		{"not-fixed", "not-fixed", false}, {"fixed", "not-fixed", true}, {"inconclusive", "regressed", true}, {"fixed", "fixed", false},
+	} {
+		r := sampleReport()
+		r.Verdict, r.Expect = tt.verdict, tt.expect
+		c := junitVerdictSuite("zswaprace", r).Cases[0]
+		if (c.Failure != nil) != tt.fail {
+			t.Errorf("verdict %s, --expect %s: failure %+v, want failing %v", tt.verdict, tt.expect, c.Failure, tt.fail)
+		}
+		if tt.fail && !strings.Contains(c.Failure.Message, "want "+tt.expect) {
+			t.Errorf("failure message %q does not say what was expected", c.Failure.Message)
+		}
+	}
 }
 
 // TestWriteFailureLeavesNothing makes the final name a directory, so the
