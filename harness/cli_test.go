@@ -59,7 +59,7 @@ func TestExitCodeTable(t *testing.T) {
 	// run: the outcome.
 	for o, want := range map[report.Outcome]int{
 		report.OutcomeClean: 0, report.OutcomeCorruption: 1, report.OutcomeCrash: 1, report.OutcomeHang: 1,
-		report.OutcomeWarning: 1, report.OutcomeBootFailure: 3, report.OutcomeInfraError: 3, report.OutcomeOOM: 3,
+		report.OutcomeWarning: 1, report.OutcomeWorkloadFailed: 1, report.OutcomeBootFailure: 3, report.OutcomeInfraError: 3, report.OutcomeOOM: 3,
 		report.OutcomeNoWriteback: 3, report.OutcomeInterrupted: 3,
 	} {
 		if got := runExit(report.Run{Outcome: o}); got != want {
