@@ -44,10 +44,11 @@ func parseBadRule(on string, patterns, ignore []string) (badRule, error) {
 		switch o := report.Outcome(strings.TrimSpace(o)); o {
 		case "any":
 			r.on[report.OutcomeCorruption], r.on[report.OutcomeCrash], r.on[report.OutcomeHang] = true, true, true
-		case report.OutcomeCorruption, report.OutcomeCrash, report.OutcomeHang, report.OutcomeWarning:
+			r.on[report.OutcomeWorkloadFailed] = true
+		case report.OutcomeCorruption, report.OutcomeCrash, report.OutcomeHang, report.OutcomeWarning, report.OutcomeWorkloadFailed:
 			r.on[o] = true
 		default:
-			return r, fmt.Errorf("--bad-on %q: want any (corruption, crash, hang), or a list of corruption, crash, hang, warning", o)
+			return r, fmt.Errorf("--bad-on %q: want any (corruption, crash, hang, workload-failed), or a list of corruption, crash, hang, warning, workload-failed", o)
 		}
 	}
 	var err error
@@ -255,7 +256,7 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 	fs.StringVar(&f.tree, "tree", ".", "kernel git tree (git bisect runs the step in it)")
 	fs.StringVar(&f.rev, "rev", "HEAD", "commit to test")
 	fs.BoolVar(&f.widen, "widen", false, "apply patches/zswap-writeback-delay.patch at every step")
-	fs.StringVar(&f.badOn, "bad-on", "any", "which of the race's failures make a commit bad: any (corruption, crash, hang), or a list of corruption, crash, hang, warning")
+	fs.StringVar(&f.badOn, "bad-on", "any", "which of the race's failures make a commit bad: any (corruption, crash, hang, workload-failed), or a list of those and warning")
 	fs.Var(&f.patterns, "crash-pattern", "regexp: a crash or hang whose title or guilty function matches is the race's, besides the titles the bad end shows (repeatable)")
 	fs.Var(&f.ignore, "ignore", "regexp: kernel reports whose title matches are known and benign (repeatable)")
 	fs.StringVar(&f.badEnd, "bad-end", "", "the bad end's measurement (bisect-run --measure writes it; default: measured on the first step of a bisection by hand and kept in the cache)")
@@ -267,7 +268,7 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 	fs.IntVar(&f.measureFailures, "measure-failures", 4, "with --measure: failures to see at the bad end (more make every good step shorter)")
 	fs.DurationVar(&f.measureBudget, "measure-budget", 20*time.Minute, "with --measure: give up after this much wall time")
 	fs.IntVar(&f.jobs, "jobs", 0, "VMs at once within a step (default: what the host's cores and memory fit)")
-	fs.StringVar(&f.out, "out", "", "output directory; each step logs to a subdirectory named by commit (default: out/bisect in the harness checkout)")
+	fs.StringVar(&f.out, "out", "", "output directory; each step logs to a subdirectory named by commit (default: beside the harness's clone of the tree, in its cache)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return bisectGood
@@ -289,17 +290,14 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
 	}
-	if f.out == "" {
-		root, err := repoRoot()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
-			return bisectAbort
-		}
-		f.out = filepath.Join(root, "out", "bisect")
-	}
 	if f.tree, err = filepath.Abs(f.tree); err != nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
+	}
+	if f.out == "" {
+		// Never in the tree (git bisect runs the step there), and not in
+		// the checkout, which a copied bin/harness does not have.
+		f.out = cloneDir(f.tree) + ".logs"
 	}
 	if f.jobs == 0 {
 		f.jobs = defaultJobs(f.rf.cpus, f.rf.mem)

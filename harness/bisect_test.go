@@ -53,6 +53,7 @@ func TestStepExit(t *testing.T) {
 		{"an ignored report at boot is clean", []report.Run{bootWarning}, ignoring, bisectGood, ""},
 		{"boot failure", []report.Run{run("boot-failure")}, learned, bisectSkip, "proves nothing"},
 		{"no writeback proves nothing", []report.Run{run("clean"), run("no-writeback")}, learned, bisectSkip, "no-writeback"},
+		{"a failing --workload is the race's", []report.Run{run("clean"), run("workload-failed")}, learned, bisectBad, "run 2: workload-failed"},
 		{"oom is a mis-sized run", []report.Run{run("oom")}, learned, bisectSkip, "oom"},
 		{"infrastructure error aborts", []report.Run{run("infra-error")}, learned, bisectAbort, ""},
 		{"interrupted aborts", []report.Run{run("interrupted")}, learned, bisectAbort, ""},
