@@ -40,7 +40,7 @@ type compareFlags struct {
 
 func (c *compareFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.runs, "runs", 0, "fixed design: exactly N runs per kernel (default: adaptive, run until decided or --budget is spent)")
-	fs.DurationVar(&c.budget, "budget", 25*time.Minute, "adaptive design: the most wall time to spend on runs")
+	fs.DurationVar(&c.budget, "budget", 45*time.Minute, "adaptive design: the most wall time to spend on runs")
 	fs.IntVar(&c.jobs, "jobs", 0, "VMs to run at once, each a whole guest (not make's -j: that is --build-jobs; default: what the host's cores and memory fit)")
 	fs.Float64Var(&c.alpha, "alpha", verdict.DefaultAlpha, "significance level of the verdict")
 	fs.Float64Var(&c.minReduction, "min-reduction", 0, "fixed also needs the patched failure rate shown (95%) to be at most 1/X of the unpatched rate")
