@@ -26,6 +26,10 @@ echo "bisect-demo-tree: copying $src to $dir" >&2
 cp -a "$src" "$dir"
 cd "$dir"
 git init -q
+# No automatic gc: it would go on repacking in the background after this
+# script has returned, and the e2e test checks that nothing writes into
+# the tree while make bisect runs.
+git config gc.auto 0
 # -f: Debian's .gitignore ignores everything at the top level.
 git -c core.looseCompression=0 add -f -A
 git commit -q -m "base: Debian 6.1 source"

@@ -70,9 +70,11 @@ func TestBisectFindsCulprit(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	cmd := exec.Command("make", "bisect", "TREE="+repo, "GOOD="+base, "BAD="+tip, "WIDEN=1")
 	cmd.Dir = root
-	// MISS=0.1, not the default 0.05: with the 4 failures measured at the
-	// bad end, a good step then needs two rounds of two VMs here, not three.
-	cmd.Env = append(os.Environ(), "OUT="+out, "MISS=0.1")
+	// MISS=0.25, not the default 0.05: each step may then miss with 0.05,
+	// and with the 4 or 5 failures measured at the bad end a good step
+	// needs one round of two VMs here, not two or three. The statistics
+	// are the simulation's to prove; this test proves the mechanics.
+	cmd.Env = append(os.Environ(), "OUT="+out, "MISS=0.25")
 	b, err := cmd.CombinedOutput()
 	log := string(b)
 	t.Logf("make bisect:\n%s", tail(log, 80))
@@ -99,8 +101,8 @@ func TestBisectFindsCulprit(t *testing.T) {
 	} else if err := json.Unmarshal(b, &summary); err != nil {
 		t.Error(err)
 	}
-	if summary.Culprit != culprit || summary.WrongBound <= 0 || summary.WrongBound > 0.1 {
-		t.Errorf("bisect.json: culprit %s, wrong-culprit bound %v (want %s, at most 0.1)", summary.Culprit, summary.WrongBound, culprit)
+	if summary.Culprit != culprit || summary.WrongBound <= 0 || summary.WrongBound > 0.25 {
+		t.Errorf("bisect.json: culprit %s, wrong-culprit bound %v (want %s, at most 0.25)", summary.Culprit, summary.WrongBound, culprit)
 	}
 	skipped := map[string]string{}
 	for _, s := range summary.Skipped {
@@ -137,7 +139,7 @@ func TestBisectFindsCulprit(t *testing.T) {
 	}
 	defer os.Remove(bin)
 	run(repo, "git", "bisect", "start", commits[8], commits[6])
-	defer run(repo, "git", "bisect", "reset", "-q")
+	defer run(repo, "git", "bisect", "reset")
 	hand := exec.Command("git", "bisect", "run", bin, "bisect-run", "--widen", "--duration", "60s",
 		"--bad-end", filepath.Join(out, "bad-end.json"), "--out", filepath.Join(t.TempDir(), "by-hand"))
 	hand.Dir = repo
