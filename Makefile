@@ -39,7 +39,7 @@ bisect:
 # other commits must be skipped), with the race window widened.
 bisect-demo: deps build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	eval "$$(bash scripts/bisect-demo-tree.sh "$$tmp/linux")"; \
+	vars=$$(bash scripts/bisect-demo-tree.sh "$$tmp/linux") || exit 1; eval "$$vars"; \
 	echo "bisect-demo: the culprit to find is $$CULPRIT"; \
 	bash scripts/bisect.sh "$$tmp/linux" "$$GOOD" "$$BAD" 1
 

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"zswaprace/harness/fault"
@@ -95,19 +97,31 @@ func (b badRule) judge(r report.Run) (int, string) {
 }
 
 // learn adds the titles of the bad end's crashes and hangs to the
-// signature, but not a hang or panic that left no report: its title says
-// nothing about where the kernel was, and a starved VM on a busy host
-// gives the same one, so it must not make a commit bad.
+// signature, but not those a starved VM on a busy host gives as well: a
+// hang or panic that left no report (its title says nothing about where
+// the kernel was), RCU stalls, lockups and hung tasks. Learned, they would
+// make a good commit bad on a bad afternoon. --crash-pattern can still
+// name them.
 func (b badRule) learn(runs []report.Run) badRule {
 	b.sig = b.sig.Learn(runs)
 	titles := b.sig.Titles[:0:0]
 	for _, t := range b.sig.Titles {
-		if !strings.Contains(t, "no report on the console") {
+		if !hostLoadTitle(t) {
 			titles = append(titles, t)
 		}
 	}
 	b.sig.Titles = titles
 	return b
+}
+
+func hostLoadTitle(t string) bool {
+	l := strings.ToLower(t)
+	for _, w := range []string{"no report on the console", "stall", "lockup", "hung task", "blocked for more than", "task hung"} {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b badRule) ignored(title string) bool {
@@ -133,11 +147,17 @@ func firstLine(s string) string {
 }
 
 // stepExit is the step's exit from its runs: bad if any run failed the
-// way being bisected (that is evidence, whatever else happened); else the
-// first run that is not clean decides (skip or abort); all clean is good.
+// way being bisected (that is evidence, whatever else happened); else
+// abort if the host or harness failed; else the first run that is not
+// clean makes it a skip; all clean is good.
 func stepExit(runs []report.Run, rule badRule) (int, string) {
 	for i, r := range runs {
 		if code, why := rule.judge(r); code == bisectBad {
+			return code, fmt.Sprintf("run %d: %s", runNumber(r, i), why)
+		}
+	}
+	for i, r := range runs {
+		if code, why := rule.judge(r); code == bisectAbort {
 			return code, fmt.Sprintf("run %d: %s", runNumber(r, i), why)
 		}
 	}
@@ -164,6 +184,39 @@ func runNumber(r report.Run, i int) int {
 		return r.Index
 	}
 	return i + 1
+}
+
+// bisectChildEnv marks the bisect-run process that does the work.
+const bisectChildEnv = "ZSWAPRACE_BISECT_CHILD"
+
+// bisectAsChild runs bisect-run again as a child and keeps git bisect's
+// contract whatever happens to it: 0, 1 and 125 pass through; anything
+// else (a Go crash exits 2, a usage error 64, a kill by signal) becomes
+// 128, abort. git bisect run, started by hand, has no other wrapper.
+func bisectAsChild(argv []string) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
+		return bisectAbort
+	}
+	cmd := exec.Command(exe, argv...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), bisectChildEnv+"=1")
+	// Ctrl-C reaches the child too (same process group); it cleans up and
+	// exits, and this process only waits for it.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
+	err = cmd.Run()
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
+		return bisectAbort
+	}
+	code := cmd.ProcessState.ExitCode()
+	switch code {
+	case bisectGood, bisectBad, bisectSkip, bisectAbort:
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "harness bisect-run: the step ended with exit %d (%s): aborting the bisection rather than calling the commit bad\n", code, cmd.ProcessState)
+	return bisectAbort
 }
 
 // errorExit maps an error before any run to git bisect's exit code: a
@@ -213,10 +266,16 @@ func readBadEnd(path string) (*badEndFile, error) {
 	return &be, nil
 }
 
-// runConfig is the part of the run flags a failure rate depends on.
+// runConfig is what a failure rate depends on: the run flags, and what
+// counts as a failure.
 func runConfig(rf runFlags, widen bool) string {
 	rf.qemu, rf.hangAfter = "", 0
 	return fmt.Sprintf("%+v widen=%v", rf, widen)
+}
+
+// config is runConfig with the step's failure definition.
+func (f *bisectFlags) config() string {
+	return fmt.Sprintf("%s bad-on=%s crash-pattern=%q ignore=%q", runConfig(f.rf, f.widen), f.badOn, []string(f.patterns), []string(f.ignore))
 }
 
 type bisectFlags struct {
@@ -328,6 +387,8 @@ func (f *bisectFlags) check() error {
 		return fmt.Errorf("--jobs %d: want the number of VMs at once, or 0 for what the host fits", f.jobs)
 	case f.measureBudget <= 0:
 		return fmt.Errorf("--measure-budget must be positive")
+	case f.measure && f.runs == 0 && f.measureBudget < f.rf.duration:
+		return fmt.Errorf("--measure-budget %s is shorter than one run (--duration %s)", f.measureBudget, f.rf.duration)
 	case !f.measure && (f.runs > 0 || len(f.good) > 0):
 		return fmt.Errorf("--runs and --good only go with --measure: a step runs until it can say good or bad")
 	}
@@ -351,8 +412,8 @@ func (b *bisector) loadBadEnd(ctx context.Context) (*badEndFile, int) {
 			fmt.Fprintf(os.Stderr, "harness bisect-run: --bad-end: %v (bisect-run --measure at the bad end writes it)\n", err)
 			return nil, bisectAbort
 		}
-		if be.Config != runConfig(b.f.rf, b.f.widen) {
-			fmt.Fprintf(os.Stderr, "harness bisect-run: %s was measured with other run flags, and a failure rate holds only for the flags it was measured with:\n  measured: %s\n  this step: %s\n", path, be.Config, runConfig(b.f.rf, b.f.widen))
+		if be.Config != b.f.config() {
+			fmt.Fprintf(os.Stderr, "harness bisect-run: %s was measured with other run flags, and a failure rate holds only for the flags it was measured with:\n  measured: %s\n  this step: %s\n", path, be.Config, b.f.config())
 			return nil, bisectAbort
 		}
 		return be, 0
@@ -363,7 +424,7 @@ func (b *bisector) loadBadEnd(ctx context.Context) (*badEndFile, int) {
 		return nil, bisectAbort
 	}
 	path = badEndPath(b.f.tree, bad)
-	if be, err := readBadEnd(path); err == nil && be.Config == runConfig(b.f.rf, b.f.widen) {
+	if be, err := readBadEnd(path); err == nil && be.Config == b.f.config() {
 		return be, 0
 	}
 	goods, _ := gitOut(ctx, b.f.tree, "for-each-ref", "--format=%(objectname)", "refs/bisect/good-*")
@@ -412,6 +473,13 @@ func (b *bisector) measureBadEnd(ctx context.Context, rev, path string) (int, *b
 		if f.runs > 0 {
 			return len(done)+inFlight < f.runs
 		}
+		exposure := 0.0
+		for _, r := range done {
+			exposure += r.Exposure()
+		}
+		if len(done) >= 3 && exposure == 0 {
+			return false // it does not boot, or proves nothing: no use spending the budget
+		}
 		return failures() < f.measureFailures && time.Since(begin)+f.rf.duration < f.measureBudget
 	}
 	runs = b.pool(ctx, e, commit, img, start, func(r report.Run) bool {
@@ -425,7 +493,7 @@ func (b *bisector) measureBadEnd(ctx context.Context, rev, path string) (int, *b
 		return bisectAbort, nil
 	}
 	rule := b.rule.learn(runs)
-	be := &badEndFile{Commit: commit, Tree: f.tree, Config: runConfig(f.rf, f.widen), Widen: f.widen, Runs: len(runs),
+	be := &badEndFile{Commit: commit, Tree: f.tree, Config: f.config(), Widen: f.widen, Runs: len(runs),
 		Signature: rule.sig.Strings(), Wrong: f.wrong}
 	code, why := bisectGood, ""
 	for i, r := range runs {
@@ -454,16 +522,17 @@ func (b *bisector) measureBadEnd(ctx context.Context, rev, path string) (int, *b
 	step := map[string]any{"commit": commit, "subject": subject(ctx, f.tree, commit), "rev": rev, "role": "bad end",
 		"exit": code, "verdict": exitWord(code), "reason": why, "runs": len(runs), "failures": be.Failures,
 		"stress_seconds": be.Exposure, "run_details": runs}
-	if err := writeJSONFile(filepath.Join(dir, "step.json"), step); err == nil && be.Failures > 0 {
+	err = writeJSONFile(filepath.Join(dir, "step.json"), step)
+	if err == nil && be.Failures > 0 {
 		err = writeJSONFile(path, be)
 		if err == nil && path != badEndPath(f.tree, commit) {
 			// By hand, a bisection of the same tree finds it here too.
 			err = writeJSONFile(badEndPath(f.tree, commit), be)
 		}
-		if err != nil {
-			printErr(err)
-			return bisectAbort, nil
-		}
+	}
+	if err != nil {
+		printErr(err)
+		return bisectAbort, nil
 	}
 	msg := fmt.Sprintf("bad end %.12s: %d race failures in %.0f s of stress over %d runs", commit, be.Failures, be.Exposure, len(runs))
 	if be.OtherFailures > 0 {
@@ -535,11 +604,14 @@ func (b *bisector) step(ctx context.Context, be *badEndFile) int {
 			b.p.Say(fmt.Sprintf("step %.12s run %d: %s: %s", commit, r.Index, exitWord(code), why))
 			return
 		}
-		clean += r.Exposure()
 		state := fmt.Sprintf("clean for %.0f s", r.Exposure())
 		if code != bisectGood {
+			// A full run's time, so that a commit that fails early every
+			// time ends as a skip after as many runs as a good step.
+			clean += f.rf.duration.Seconds() - r.Exposure()
 			state = why + "; not good, still looking for the race"
 		}
+		clean += r.Exposure()
 		b.p.Say(fmt.Sprintf("step %.12s run %d: %s; %.0f of %.0f s of stress (a bad commit would look this clean with chance %.3f)",
 			commit, r.Index, state, clean, need, be.MissChance(clean)))
 	})
@@ -690,6 +762,31 @@ func exitWord(code int) string {
 	return "abort"
 }
 
+// lockFile takes an exclusive lock on path, saying so when it has to wait;
+// the returned function releases it.
+func lockFile(ctx context.Context, path string, say func(string)) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fault.New(fault.Infra, "lock", err)
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		say("waiting for another bisection step of this tree (" + path + ")")
+		done := make(chan error, 1)
+		go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				f.Close()
+				return nil, fault.New(fault.Infra, "lock", err)
+			}
+		case <-ctx.Done():
+			f.Close() // the waiting Flock returns with the file closed
+			return nil, fault.New(fault.Infra, "lock", ctx.Err())
+		}
+	}
+	return func() { f.Close() }, nil
+}
+
 // cloneDir is the harness's own clone of tree, in its cache: steps build
 // there.
 func cloneDir(tree string) string {
@@ -721,6 +818,18 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 	}
 	commit := strings.TrimSpace(string(out))
 	work := cloneDir(abs)
+	if err := os.MkdirAll(filepath.Dir(work), 0o755); err != nil {
+		return commit, nil, fault.New(fault.Infra, "bisect clone", err)
+	}
+	// One step at a time in a clone: from checkout to the cached image, a
+	// second bisection of the same tree must not change the sources under
+	// this one's build (it would cache one commit's kernel under another's
+	// key).
+	unlock, err := lockFile(ctx, work+".lock", say)
+	if err != nil {
+		return commit, nil, err
+	}
+	defer unlock()
 	git := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", work}, args...)...)
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -728,26 +837,45 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 		}
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(work, ".git")); err != nil {
+	clone := func() error {
 		say("cloning " + abs + " (shared objects) into " + work)
 		os.RemoveAll(work)
 		if b, err := exec.CommandContext(ctx, "git", "clone", "-q", "--shared", "--no-checkout", abs, work).CombinedOutput(); err != nil {
-			return commit, nil, fault.Newf(fault.Infra, "git clone", "%v: %s", err, b)
+			return fault.Newf(fault.Infra, "git clone", "%v: %s", err, b)
 		}
-		os.WriteFile(filepath.Join(work, ".git", "info", "exclude"), []byte("/o/\n/build.log\n"), 0o644)
+		return os.WriteFile(filepath.Join(work, ".git", "info", "exclude"), []byte("/o/\n/build.log\n"), 0o644)
 	}
-	// The clone fetches what the tree gained since (a bisection by hand may
-	// start on commits made after the clone).
-	if git("cat-file", "-e", commit+"^{commit}") != nil {
-		if err := git("fetch", "-q", abs, commit); err != nil {
+	checkout := func() error {
+		// The clone fetches what the tree gained since (a bisection by
+		// hand may start on commits made after the clone).
+		if git("cat-file", "-e", commit+"^{commit}") != nil {
+			if err := git("fetch", "-q", abs, commit); err != nil {
+				return err
+			}
+		}
+		if err := git("checkout", "-q", "-f", "--detach", commit); err != nil {
+			return err
+		}
+		return git("clean", "-q", "-f", "-d")
+	}
+	if _, err := os.Stat(filepath.Join(work, ".git")); err != nil {
+		if err := clone(); err != nil {
 			return commit, nil, err
 		}
 	}
-	if err := git("checkout", "-q", "-f", "--detach", commit); err != nil {
-		return commit, nil, err
+	if err := checkout(); err != nil {
+		// A clone shares the tree's objects: after a gc that pruned some
+		// in the tree it is broken, and a fresh one is not.
+		say(fmt.Sprintf("the clone in %s is unusable (%v): cloning again", work, firstLine(err.Error())))
+		if err := clone(); err != nil {
+			return commit, nil, err
+		}
+		if err := checkout(); err != nil {
+			return commit, nil, err
+		}
 	}
-	if err := git("clean", "-q", "-f", "-d"); err != nil {
-		return commit, nil, err
+	if head, err := gitOut(ctx, work, "rev-parse", "HEAD"); err != nil || head != commit {
+		return commit, nil, fault.Newf(fault.Infra, "bisect clone", "%s has %s checked out, not %s", work, head, commit)
 	}
 	var bf buildFlags
 	bf.source, bf.widen = "git:"+abs+"@"+commit, widen

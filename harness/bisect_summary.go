@@ -26,6 +26,7 @@ type bisectRow struct {
 	Stress   float64 `json:"stress_seconds"`
 	Reason   string  `json:"reason,omitempty"`
 	Miss     float64 `json:"chance_bad_called_good,omitempty"`
+	StepMiss float64 `json:"step_miss,omitempty"` // the miss chance the step was allowed
 }
 
 // bisectSummary is bisect.json: the culprit, every step, and the bound on
@@ -69,12 +70,14 @@ func summarize(out, good, bad, culprit, unresolved string, log io.Reader, be *ba
 			Stress   float64  `json:"stress_seconds"`
 			Reason   string   `json:"reason"`
 			Miss     *float64 `json:"chance_bad_called_good"`
+			StepMiss float64  `json:"step_miss"`
 		}
 		if err := json.Unmarshal(b, &st); err != nil {
 			return row, err
 		}
 		row.Subject, row.Verdict, row.Runs, row.Failures, row.Reason = st.Subject, st.Verdict, st.Runs, st.Failures, st.Reason
 		row.Stress = max(st.Clean, st.Stress)
+		row.StepMiss = st.StepMiss
 		if st.Miss != nil {
 			row.Miss = *st.Miss
 		}
@@ -108,7 +111,13 @@ func summarize(out, good, bad, culprit, unresolved string, log io.Reader, be *ba
 	for _, row := range s.Steps[1:] {
 		switch row.Verdict {
 		case "good", "bad":
-			misses = append(misses, be.StepMiss)
+			// What the step was allowed (--miss may differ from the
+			// measurement's share), not what was planned.
+			m := row.StepMiss
+			if m == 0 {
+				m = be.StepMiss
+			}
+			misses = append(misses, m)
 		case "skip":
 			s.Skipped = append(s.Skipped, row)
 		}
@@ -148,8 +157,11 @@ func (s *bisectSummary) print(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "no single culprit: %s\n", s.Unresolved)
 	}
-	fmt.Fprintf(w, "confidence: %.3f: the chance that this names a wrong culprit is at most %.3f (%d verdicts, each allowed %.3g of a chance to call a bad commit good; bad verdicts need the race's own signature)\n",
+	fmt.Fprintf(w, "confidence: %.3f: the chance that this names a wrong culprit is at most %.3f (the sum over its %d verdicts of the chance each was allowed to call a bad commit good, %.3g as planned; bad verdicts need the race's own signature)\n",
 		s.Confidence, s.WrongBound, s.Verdicts, s.StepMiss)
+	if s.WrongBound > s.BadEnd.Wrong && s.BadEnd.Wrong > 0 {
+		fmt.Fprintf(w, "  above the %.3g asked for: skips or a history with merges gave more verdicts than the %d planned\n", s.BadEnd.Wrong, s.BadEnd.Steps)
+	}
 	if len(s.Skipped) > 0 {
 		fmt.Fprintf(w, "skipped: %d commit(s), see the table for why\n", len(s.Skipped))
 	}

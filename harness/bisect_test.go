@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,8 @@ func TestStepExit(t *testing.T) {
 		{"oom is a mis-sized run", []report.Run{run("oom")}, learned, bisectSkip, "oom"},
 		{"infrastructure error aborts", []report.Run{run("infra-error")}, learned, bisectAbort, ""},
 		{"interrupted aborts", []report.Run{run("interrupted")}, learned, bisectAbort, ""},
-		{"the first decisive run decides", []report.Run{run("hang"), run("infra-error")}, learned, bisectSkip, "run 1: hang"},
+		{"the first skip decides", []report.Run{run("clean"), run("hang"), run("oom")}, learned, bisectSkip, "run 2: hang"},
+		{"a host failure wins over a skip", []report.Run{run("hang"), run("infra-error")}, learned, bisectAbort, "run 2: infra-error"},
 		{"bad wins over an earlier skip or abort", []report.Run{run("infra-error"), run("hang"), run("corruption")}, learned, bisectBad, "run 3:"},
 	}
 	for _, tt := range tests {
@@ -81,7 +83,9 @@ func TestStepExit(t *testing.T) {
 func TestSilentHangIsNotLearned(t *testing.T) {
 	rule, _ := parseBadRule("any", nil, nil)
 	silent := report.Run{Outcome: report.OutcomeHang}
-	learned := rule.learn([]report.Run{silent, crashRun(report.OutcomeCrash, "kernel BUG in zswap_writeback_entry", "zswap_writeback_entry")})
+	stall := crashRun(report.OutcomeHang, "INFO: rcu detected stall in swap_readpage", "swap_readpage")
+	lockup := crashRun(report.OutcomeHang, "BUG: soft lockup in zswap_frontswap_store", "zswap_frontswap_store")
+	learned := rule.learn([]report.Run{silent, stall, lockup, crashRun(report.OutcomeCrash, "kernel BUG in zswap_writeback_entry", "zswap_writeback_entry")})
 	if len(learned.sig.Titles) != 1 {
 		t.Errorf("learned %q, want only the zswap BUG", learned.sig.Titles)
 	}
@@ -133,7 +137,7 @@ func TestBadEndFromOtherFlagsRefused(t *testing.T) {
 	other := f.rf
 	other.cpus = 2
 	path := filepath.Join(dir, "bad-end.json")
-	if err := writeJSONFile(path, badEndFile{Config: runConfig(other, true), BadEnd: verdict.BadEnd{Failures: 3, Exposure: 100}}); err != nil {
+	if err := writeJSONFile(path, badEndFile{Config: (&bisectFlags{rf: other, widen: true}).config(), BadEnd: verdict.BadEnd{Failures: 3, Exposure: 100}}); err != nil {
 		t.Fatal(err)
 	}
 	f.badEnd, f.widen = path, true
@@ -160,7 +164,7 @@ func TestBisectSummary(t *testing.T) {
 	step(bad, map[string]any{"verdict": "bad", "runs": 6, "failures": 4, "stress_seconds": 150.0, "subject": "tip"})
 	step(good, map[string]any{"verdict": "good", "runs": 3, "clean_seconds": 180.0, "subject": "base", "chance_bad_called_good": 0.008})
 	step(s1, map[string]any{"verdict": "skip", "runs": 1, "reason": "run 1: the kernel reports \"WARNING in x\" at boot", "subject": "noise"})
-	step(s2, map[string]any{"verdict": "good", "runs": 3, "clean_seconds": 180.0, "subject": "docs"})
+	step(s2, map[string]any{"verdict": "good", "runs": 3, "clean_seconds": 180.0, "subject": "docs", "step_miss": 0.02})
 	step(s3, map[string]any{"verdict": "bad", "runs": 1, "failures": 1, "reason": "run 1: 2 corrupt pages", "subject": "mm: the culprit"})
 	log := "git bisect start 'f' '0'\n# skip: [" + s1 + "] noise\ngit bisect skip " + s1 + "\n# good: [" + s2 + "] docs\ngit bisect good " + s2 + "\ngit bisect bad " + s3 + "\n# first bad commit: [" + s3 + "]\n"
 	be := &badEndFile{BadEnd: verdict.BadEnd{Failures: 4, Exposure: 150}, StepMiss: 0.01}
@@ -168,13 +172,14 @@ func TestBisectSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The good end and two judged steps: three verdicts at 0.01 each.
-	if s.Verdicts != 3 || s.WrongBound != 0.03 || len(s.Skipped) != 1 || s.Subject != "mm: the culprit" {
+	// The good end and two judged steps: three verdicts, one of them run
+	// with --miss 0.02.
+	if s.Verdicts != 3 || math.Abs(s.WrongBound-0.04) > 1e-12 || len(s.Skipped) != 1 || s.Subject != "mm: the culprit" {
 		t.Errorf("got %d verdicts, bound %v, %d skipped, subject %q", s.Verdicts, s.WrongBound, len(s.Skipped), s.Subject)
 	}
 	var b strings.Builder
 	s.print(&b)
-	for _, want := range []string{"culprit: " + s3, "at boot", "at most 0.030", "skip"} {
+	for _, want := range []string{"culprit: " + s3, "at boot", "at most 0.040", "skip"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the table does not say %q:\n%s", want, b.String())
 		}
@@ -246,7 +251,7 @@ func TestBadEndFoundByHand(t *testing.T) {
 		t.Fatalf("outside a bisect, with no --bad-end: %v, %d; want abort", be, code)
 	}
 	git("update-ref", "refs/bisect/bad", bad)
-	if err := writeJSONFile(badEndPath(tree, bad), badEndFile{Commit: bad, Config: runConfig(f.rf, true), BadEnd: verdict.BadEnd{Failures: 4, Exposure: 118}, StepMiss: 0.01}); err != nil {
+	if err := writeJSONFile(badEndPath(tree, bad), badEndFile{Commit: bad, Config: f.config(), BadEnd: verdict.BadEnd{Failures: 4, Exposure: 118}, StepMiss: 0.01}); err != nil {
 		t.Fatal(err)
 	}
 	be, _ := b.loadBadEnd(t.Context())

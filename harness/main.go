@@ -41,6 +41,11 @@ func main() {
 	onPanic := exitError
 	if len(os.Args) > 1 && os.Args[1] == "bisect-run" {
 		onPanic = bisectAbort // 3 would tell git bisect "bad"
+		if os.Getenv(bisectChildEnv) == "" {
+			// A crash anywhere (a panic in a goroutine, a fatal error) must
+			// abort a bisection, never mark a commit bad.
+			os.Exit(bisectAsChild(os.Args[1:]))
+		}
 	}
 	os.Exit(guard(onPanic, func() int { return harnessMain(os.Args[1:]) }))
 }
@@ -75,6 +80,9 @@ func harnessMain(argv []string) int {
 		// What a killed harness left, and input that fails at once.
 		if err := startUp(argv[0], args); err != nil {
 			printErr(err)
+			if argv[0] == "bisect-run" {
+				return bisectAbort
+			}
 			return exitError
 		}
 	}

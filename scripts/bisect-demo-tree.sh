@@ -16,8 +16,13 @@ elif [[ "${XDG_CACHE_HOME:-}" == /* ]]; then cache=$XDG_CACHE_HOME/zswaprace
 elif [[ "${HOME:-}" == /* ]]; then cache=$HOME/.cache/zswaprace
 else cache=${TMPDIR:-/tmp}/zswaprace-$(id -u); fi
 src=$(ls -d "$cache"/src/debian-6.1-*/linux-source-6.1 2>/dev/null | head -1)
+if [ -z "$src" ] && [ -x "$root/bin/harness" ]; then
+  echo "bisect-demo-tree: the Debian 6.1 source is not unpacked in $cache yet: running bin/harness build --widen, which unpacks it (and builds the demo's two kernels: about 15 min on 2 cores the first time)" >&2
+  "$root/bin/harness" build --widen >&2 || exit 2
+  src=$(ls -d "$cache"/src/debian-6.1-*/linux-source-6.1 2>/dev/null | head -1)
+fi
 if [ -z "$src" ]; then
-  echo "bisect-demo-tree: the Debian 6.1 source is not unpacked in $cache yet: run 'bin/harness build' (or make demo) once first" >&2
+  echo "bisect-demo-tree: the Debian 6.1 source is not unpacked in $cache: run 'make build' and 'bin/harness build --widen' (or make demo) once first" >&2
   exit 2
 fi
 export GIT_AUTHOR_NAME=zswaprace GIT_AUTHOR_EMAIL=zswaprace@example.invalid

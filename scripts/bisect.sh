@@ -27,8 +27,11 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 flags=(--tree "$tree" --out "$out" --duration "${STEP_DURATION:-60s}")
 if [ -n "$widen" ] && [ "$widen" != 0 ]; then flags+=(--widen); fi
-# shellcheck disable=SC2206
-flags+=(${BISECT_FLAGS:-})
+# Split on spaces, without expanding globs (a --crash-pattern is a regexp).
+set -f
+read -r -a extra <<<"${BISECT_FLAGS:-}"
+set +f
+flags+=("${extra[@]}")
 
 measure=(--measure --bad-end "$out/bad-end.json" --good "$good" --wrong "${MISS:-0.05}"
   --measure-failures "${MEASURE_FAILURES:-4}" --measure-budget "${MEASURE_BUDGET:-20m}")
@@ -58,8 +61,9 @@ esac
 ctl=$tmp/ctl
 git clone -q --shared --no-checkout "$tree" "$ctl"
 git -C "$ctl" bisect start --no-checkout "$bad" "$good" >/dev/null
-# A Go panic exits 2, which git would take for "bad": make it abort instead.
-step='rc=0; "$@" --rev "$(git rev-parse BISECT_HEAD)" || rc=$?; if [ "$rc" -eq 2 ]; then echo "bisect: the harness crashed: aborting" >&2; exit 128; fi; exit "$rc"'
+# Only 0, 1 and 125 may reach git as verdicts: anything else (a crash exits
+# 2, which git would take for "bad") aborts the bisection.
+step='rc=0; "$@" --rev "$(git rev-parse BISECT_HEAD)" || rc=$?; case $rc in 0|1|125) exit "$rc" ;; esac; echo "bisect: the harness failed (exit $rc): aborting" >&2; exit 128'
 set +e
 git -C "$ctl" bisect run bash -c "$step" step "$bin" bisect-run "${flags[@]}" 2>&1 | tee "$tmp/run.out"
 rc=${PIPESTATUS[0]}

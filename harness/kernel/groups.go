@@ -98,7 +98,13 @@ func ReapBuilds(cacheDir string, say func(string)) {
 		// build's (a pgid number is not reused while its group lives), and
 		// a live process with the leader's pid but another start time
 		// leads a group that is not the build's.
-		if l, ok := cache.OwnerOf(g.group.PID); ok && g.group.Start != 0 && l.Start != g.group.Start {
+		if g.group.Start == 0 {
+			// The leader's start time was never known: there is no telling
+			// the build's group from a later one with the same number.
+			os.Remove(path)
+			continue
+		}
+		if l, ok := cache.OwnerOf(g.group.PID); ok && l.Start != g.group.Start {
 			os.Remove(path)
 			continue
 		}

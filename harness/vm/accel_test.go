@@ -78,12 +78,12 @@ func TestChooseAccel(t *testing.T) {
 
 func TestVirtFlag(t *testing.T) {
 	for in, want := range map[string]string{
-		"flags\t\t: fpu vmx sse":                 "vmx",
-		"flags\t\t: fpu svm sse":                 "svm",
-		"flags\t\t: fpu hypervisor sse":          "",
+		"flags\t\t: fpu vmx sse":                  "vmx",
+		"flags\t\t: fpu svm sse":                  "svm",
+		"flags\t\t: fpu hypervisor sse":           "",
 		"model name\t: vmx svm\nflags\t: fpu sse": "", // only the flags line counts
-		"vmx flags\t: ept vpid":                  "", // nor the "vmx flags" line
-		"":                                       "",
+		"vmx flags\t: ept vpid":                   "", // nor the "vmx flags" line
+		"":                                        "",
 	} {
 		if got := virtFlag(in); got != want {
 			t.Errorf("virtFlag(%q) = %q, want %q", in, got, want)

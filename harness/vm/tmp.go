@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"zswaprace/harness/cache"
+	"zswaprace/harness/fsutil"
 )
 
 // Every VM keeps its sockets and its sparse swap disk (512 MiB by default)
@@ -30,7 +31,9 @@ func makeTemp() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(cache.Self().String()+"\n"), 0o600); err != nil {
+	// Atomic: a harness starting at this moment must never read it empty
+	// and take the directory for an orphan.
+	if err := fsutil.WriteFileAtomicMode(filepath.Join(dir, ownerFile), []byte(cache.Self().String()+"\n"), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return "", err
 	}
@@ -61,7 +64,14 @@ func ReapTemp(say func(string)) {
 			continue
 		}
 		o, err := cache.ParseOwner(strings.TrimSpace(string(b)))
-		if err == nil && o.Alive() {
+		if err != nil {
+			// Unreadable: judged like a directory without a record.
+			if time.Since(st.ModTime()) > time.Minute {
+				unowned = append(unowned, d)
+			}
+			continue
+		}
+		if o.Alive() {
 			continue
 		}
 		remove(d, fmt.Sprintf("owner harness process %d is gone", o.PID), say)
