@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -202,10 +203,27 @@ func bisectAsChild(argv []string) int {
 	cmd := exec.Command(exe, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), bisectChildEnv+"=1")
-	// Ctrl-C reaches the child too (same process group); it cleans up and
-	// exits, and this process only waits for it.
-	signal.Ignore(os.Interrupt, syscall.SIGTERM)
-	err = cmd.Run()
+	// If this process is killed, the child is told to stop too (the
+	// signal goes when the starting thread dies: keep it alive).
+	runtime.LockOSThread()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// Ctrl-C reaches the child by itself (same process group), and it
+	// cleans up and exits: this process only waits. A SIGTERM sent to this
+	// process alone is passed on.
+	signal.Ignore(os.Interrupt)
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
+		return bisectAbort
+	}
+	go func() {
+		for sig := range term {
+			cmd.Process.Signal(sig)
+		}
+	}()
+	err = cmd.Wait()
+	signal.Stop(term)
 	if cmd.ProcessState == nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
