@@ -209,21 +209,23 @@ func bisectAsChild(argv []string) int {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	// Ctrl-C reaches the child by itself (same process group), and it
 	// cleans up and exits: this process only waits. A SIGTERM sent to this
-	// process alone is passed on.
-	signal.Ignore(os.Interrupt)
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
+	// process alone is passed on. (Caught rather than ignored: an ignored
+	// signal would stay ignored in the child.)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
 	}
 	go func() {
-		for sig := range term {
-			cmd.Process.Signal(sig)
+		for sig := range sigs {
+			if sig == syscall.SIGTERM {
+				cmd.Process.Signal(sig)
+			}
 		}
 	}()
 	err = cmd.Wait()
-	signal.Stop(term)
 	if cmd.ProcessState == nil {
 		fmt.Fprintln(os.Stderr, "harness bisect-run:", err)
 		return bisectAbort
@@ -717,8 +719,12 @@ func (b *bisector) stepDir(commit string) string {
 func (b *bisector) buildFailed(commit, rev, dir string, err error) int {
 	printErr(err)
 	code := errorExit(err)
+	why := "the kernel does not build here: " + buildReason(err)
+	if code != bisectSkip {
+		why = "the step could not start: " + firstLine(err.Error())
+	}
 	step := map[string]any{"commit": commit, "rev": rev, "exit": code, "verdict": exitWord(code),
-		"reason": "the kernel does not build here: " + buildReason(err), "build_error": err.Error()}
+		"reason": why, "build_error": err.Error()}
 	if commit != "" {
 		step["subject"] = subject(context.Background(), b.f.tree, commit)
 	}
