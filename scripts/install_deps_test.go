@@ -16,11 +16,11 @@ import (
 // $SUDO_FAILS is set; id -u is $FAKE_UID; go is version $FAKE_GO.
 var fakes = map[string]string{
 	"dpkg-query": `echo "dpkg-query $*" >>"$LOG"; p="${@: -1}"; case " $INSTALLED " in *" $p "*) printf 'install ok installed';; *) exit 1;; esac`,
-	"apt-cache": `echo "apt-cache $*" >>"$LOG"; p="${@: -1}"; case " $UNAVAILABLE " in *" $p "*) echo "$p:"; echo "  Installed: (none)"; echo "  Candidate: (none)";; *) echo "$p:"; echo "  Installed: (none)"; echo "  Candidate: 1.0";; esac`,
-	"apt-get": `echo "apt-get $* DEBIAN_FRONTEND=${DEBIAN_FRONTEND:-}" >>"$LOG"; [ "$1" = install ] || exit 0; for p in "$@"; do case " $BROKEN " in *" $p "*) echo "E: Unable to locate package $p" >&2; exit 100;; esac; done`,
-	"sudo": `echo "sudo $*" >>"$LOG"; [ "$1" = -n ] || { echo "sudo: a terminal is required to read the password" >&2; exit 1; }; shift; [ -z "${SUDO_FAILS:-}" ] || { echo "sudo: a password is required" >&2; exit 1; }; exec "$@"`,
-	"id": `[ "$1" = -u ] && echo "${FAKE_UID:-0}"`,
-	"go": `echo "go version go${FAKE_GO} linux/amd64"`,
+	"apt-cache":  `echo "apt-cache $*" >>"$LOG"; p="${@: -1}"; case " $UNAVAILABLE " in *" $p "*) echo "$p:"; echo "  Installed: (none)"; echo "  Candidate: (none)";; *) echo "$p:"; echo "  Installed: (none)"; echo "  Candidate: 1.0";; esac`,
+	"apt-get":    `echo "apt-get $* DEBIAN_FRONTEND=${DEBIAN_FRONTEND:-}" >>"$LOG"; [ "$1" = install ] || exit 0; for p in "$@"; do case " $BROKEN " in *" $p "*) echo "E: Unable to locate package $p" >&2; exit 100;; esac; done`,
+	"sudo":       `echo "sudo $*" >>"$LOG"; [ "$1" = -n ] || { echo "sudo: a terminal is required to read the password" >&2; exit 1; }; shift; [ -z "${SUDO_FAILS:-}" ] || { echo "sudo: a password is required" >&2; exit 1; }; exec "$@"`,
+	"id":         `[ "$1" = -u ] && echo "${FAKE_UID:-0}"`,
+	"go":         `echo "go version go${FAKE_GO} linux/amd64"`,
 }
 
 const (
