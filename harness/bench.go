@@ -54,6 +54,7 @@ type workload struct {
 	name    string
 	exec    string // host command run in the guest; "" = the stress workers
 	delayUS int    // -1 = the widened default
+	cpus    int    // guest CPUs; 0 = --cpus
 }
 
 func cmdBench(ctx context.Context, args []string) int {
@@ -113,6 +114,9 @@ func cmdBench(ctx context.Context, args []string) int {
 	run := func(name string, idx int, img *kernel.Image, w workload, d time.Duration, stopOnFailure bool) report.Run {
 		e := *envs[w.exec]
 		e.rf.duration, e.rf.delayUS = d, w.delayUS
+		if w.cpus > 0 {
+			e.rf.cpus = w.cpus
+		}
 		if e.exec != nil {
 			x := *e.exec
 			x.DurationSec = d.Seconds()
@@ -130,6 +134,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	ttff := func(w workload, n int) metric {
 		var vals []float64
 		censored := 0
+		var lost []string // runs that measured nothing: boot failures, infra errors, OOMs
 		for i := 1; i <= n && ctx.Err() == nil; i++ {
 			r := run(w.name, i, b.unpatched, w, *limit, true)
 			switch {
@@ -138,17 +143,30 @@ func cmdBench(ctx context.Context, args []string) int {
 			case r.Outcome == report.OutcomeClean || r.Outcome == report.OutcomeNoWriteback:
 				vals = append(vals, limit.Seconds())
 				censored++
+			default:
+				lost = append(lost, string(r.Outcome))
 			}
 		}
 		m := newMetric("time to first failure: "+w.name, "s", accel, vals)
 		m.Censored, m.Limit = censored, limit.Seconds()
+		var notes []string
 		if censored > 0 {
-			m.Note = fmt.Sprintf("%d of %d runs found nothing within %s (counted at the limit)", censored, len(vals), limit)
+			notes = append(notes, fmt.Sprintf("%d of %d runs found nothing within %s (counted at the limit)", censored, len(vals), limit))
 		}
+		if len(lost) > 0 {
+			notes = append(notes, fmt.Sprintf("%d runs left out: %s", len(lost), strings.Join(lost, ", ")))
+		}
+		m.Note = strings.Join(notes, "; ")
 		return m
 	}
 	add(ttff(workload{name: "harness workers, unpatched widened", delayUS: -1}, *reps))
 	add(ttff(workload{name: "harness workers, unpatched not widened", delayUS: 0}, *peerReps))
+	// Real SMP: one guest with 2 CPUs (writeback and swap-in on two CPUs at
+	// once), and one with more vCPUs than a 2-core host has, so that the
+	// host preempts vCPUs anywhere, inside kernel critical sections too.
+	add(ttff(workload{name: "harness workers, unpatched widened, 2-CPU guest", delayUS: -1, cpus: 2}, *peerReps+1))
+	add(ttff(workload{name: "harness workers, unpatched not widened, 2-CPU guest", delayUS: 0, cpus: 2}, *peerReps))
+	add(ttff(workload{name: "harness workers, unpatched not widened, 4-CPU guest", delayUS: 0, cpus: 4}, *peerReps))
 	for _, peer := range []string{"stress --vm 1 --vm-bytes 300M --vm-stride 4000", "stress-ng --vm 4 --vm-bytes 90M --verify", "stress-ng --pageswap 4 --verify"} {
 		add(ttff(workload{name: peer + ", unpatched widened", exec: peer, delayUS: -1}, *peerReps))
 	}
