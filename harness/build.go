@@ -19,6 +19,7 @@ type buildFlags struct {
 	patch  string
 	widen  bool
 	kasan  bool
+	kcsan  bool
 	jobs   int
 }
 
@@ -27,6 +28,7 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.patch, "patch", "", "the patch under test (default patches/zswap-writeback-race-fix.patch)")
 	fs.BoolVar(&b.widen, "widen", false, "apply patches/zswap-writeback-delay.patch to both variants (race-window instrumentation)")
 	fs.BoolVar(&b.kasan, "kasan", false, "add kconfigs/kasan.config (slower, catches use-after-free directly)")
+	fs.BoolVar(&b.kcsan, "kcsan", false, "add kconfigs/kcsan.config: KCSAN's watchpoint stalls widen every race window, no race-specific patch (see --kcsan-udelay)")
 	fs.IntVar(&b.jobs, "build-jobs", runtime.NumCPU(), "make -j for the kernel builds (not VMs at once: that is --jobs)")
 }
 
@@ -58,15 +60,24 @@ func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, 
 	return &kernel.Plan{Source: src, Fragments: fr, Cache: cache, Jobs: b.jobs, Say: say}, nil
 }
 
+// errKasanKcsan: the kernel builds with one of the two sanitizers.
+var errKasanKcsan = fmt.Errorf("--kasan and --kcsan cannot be combined (the kernel allows one of them): drop one")
+
 // fragments loads the kconfig fragments the flags ask for.
 func (b *buildFlags) fragments() ([]kernel.Fragment, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
 	}
+	if b.kasan && b.kcsan {
+		return nil, errKasanKcsan
+	}
 	frags := []string{"base", "zswap", "debug"}
 	if b.kasan {
 		frags = append(frags, "kasan")
+	}
+	if b.kcsan {
+		frags = append(frags, "kcsan")
 	}
 	return kernel.LoadFragments(filepath.Join(root, "kconfigs"), frags)
 }

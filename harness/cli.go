@@ -170,7 +170,7 @@ var flagGroups = []struct {
 }{
 	{"Source and patch", []string{"source", "patch", "kasan", "build-jobs", "kernels", "kernel", "config", "variant", "export",
 		"tree", "rev", "good", "bad", "log", "culprit", "unresolved"}},
-	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "zpool", "compressor", "max-pool-percent",
+	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
 		"swing-low", "swing-high", "swing-period"}},
 	{"Guest sizing", []string{"mem", "cpus", "swap", "accel", "qemu", "cmdline"}},
 	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after"}},

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"zswaprace/harness/fault"
@@ -122,7 +123,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	started := time.Now()
 	b, m, err := kernelsOrBuild(ctx, &bf, *kernels, p.Say)
 	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widen,
-		Widening: widening(bf.widen, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
+		Widening: widening(bf.widen, bf.kcsan, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
 		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widen), Expect: cf.expect}
 	if rep.Alpha == 0 {
 		rep.Alpha = verdict.DefaultAlpha
@@ -211,11 +212,25 @@ func verdictExit(v verdict.Verdict) int {
 const verdictInterrupted = "interrupted"
 
 // widening says in words how the race window was widened, for the report.
-func widening(widen bool, rf runFlags) string {
-	if !widen {
+func widening(widen, kcsan bool, rf runFlags) string {
+	var parts []string
+	if widen {
+		parts = append(parts, fmt.Sprintf("delay patch (zswap.writeback_delay_us=%d)", rf.delay(true)))
+	}
+	if kcsan {
+		ud, skip := "80 us (kernel default)", "4000 (kernel default)"
+		if rf.kcsanUdelay >= 0 {
+			ud = fmt.Sprintf("%d us", rf.kcsanUdelay)
+		}
+		if rf.kcsanSkip > 0 {
+			skip = fmt.Sprint(rf.kcsanSkip)
+		}
+		parts = append(parts, fmt.Sprintf("KCSAN watchpoints (kcsan.udelay_task=%s, kcsan.skip_watch=%s)", ud, skip))
+	}
+	if len(parts) == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("delay patch (zswap.writeback_delay_us=%d)", rf.delay(true))
+	return strings.Join(parts, " + ")
 }
 
 // fillVerdict copies the verdict and the per-side rates into the report.

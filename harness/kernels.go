@@ -47,6 +47,7 @@ type manifest struct {
 	// compare's --delay-us can still change the delay.
 	Widening string          `json:"widening"`
 	Kasan    bool            `json:"kasan"`
+	Kcsan    bool            `json:"kcsan,omitempty"`
 	Variants []exportedImage `json:"variants"` // unpatched, then patched
 }
 
@@ -76,7 +77,7 @@ func exportKernels(dir string, b *built, bf buildFlags) error {
 	rf := defaultRunFlags()
 	m := manifest{SchemaVersion: manifestSchema, Tool: "zswaprace", Source: bf.source, Patch: b.patch.Path,
 		PatchFile: "patch.diff", PatchSHA256: sha256Hex(b.patch.Data), PatchDirection: string(b.direction),
-		Widen: bf.widen, Widening: widening(bf.widen, rf), Kasan: bf.kasan}
+		Widen: bf.widen, Widening: widening(bf.widen, bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, m.PatchFile), b.patch.Data); err != nil {
 		return fault.New(fault.Infra, "export", err)
 	}
@@ -245,7 +246,7 @@ func kernelsExclusive(fs *flag.FlagSet, dir string) error {
 	var clash []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "source", "patch", "widen", "kasan", "build-jobs":
+		case "source", "patch", "widen", "kasan", "kcsan", "build-jobs":
 			clash = append(clash, "--"+f.Name)
 		}
 	})
@@ -267,7 +268,7 @@ func kernelsOrBuild(ctx context.Context, bf *buildFlags, dir string, say func(st
 	if err != nil {
 		return nil, nil, err
 	}
-	bf.source, bf.patch, bf.widen, bf.kasan = m.Source, m.Patch, m.Widen, m.Kasan
+	bf.source, bf.patch, bf.widen, bf.kasan, bf.kcsan = m.Source, m.Patch, m.Widen, m.Kasan, m.Kcsan
 	say(fmt.Sprintf("kernels from %s, sha256 checked: unpatched %.12s…, patched %.12s…; nothing to build",
 		dir, b.unpatched.SHA256, b.patched.SHA256))
 	return b, m, nil

@@ -54,7 +54,7 @@ func testShard(t *testing.T, dir string, started time.Time, un, pa []report.Run)
 	plan := verdict.FixedDesign{Runs: runs, RunSeconds: testRunSeconds}
 	res := verdict.Compare(counts(u), counts(p), plan.Options())
 	rep := report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: "debian:6.1", Patch: "/a/fix.patch",
-		PatchDirection: "reverse", PatchSHA256: strings.Repeat("ab", 32), Widen: true, Widening: widening(true, rf),
+		PatchDirection: "reverse", PatchSHA256: strings.Repeat("ab", 32), Widen: true, Widening: widening(true, false, rf),
 		Accel: "tcg", Alpha: verdict.DefaultAlpha, PlannedRuns: &runs, Guest: guestOf(rf, true), Design: "fixed",
 		Method: plan.Method(), Started: started, Finished: started.Add(time.Hour), Signature: sig.Strings()}
 	fillVerdict(&rep, res, &u, &p)

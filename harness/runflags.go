@@ -30,6 +30,9 @@ type runFlags struct {
 	workload     string
 	qemu         string
 	cmdline      string
+	// KCSAN's stall and how often it watches (kernels built with --kcsan);
+	// -1 keeps the kernel's default.
+	kcsanUdelay, kcsanSkip int
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -52,6 +55,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workload, "workload", "", "run this host program in the guest instead of the stress workers, e.g. 'stress --vm 1 --vm-bytes 300M'")
 	fs.StringVar(&f.qemu, "qemu", "qemu-system-x86_64", "QEMU binary")
 	fs.StringVar(&f.cmdline, "cmdline", "", "extra kernel parameters")
+	fs.IntVar(&f.kcsanUdelay, "kcsan-udelay", -1, "kcsan.udelay_task: microseconds a KCSAN watchpoint stalls a task (--kcsan kernels; default: the kernel's, 80)")
+	fs.IntVar(&f.kcsanSkip, "kcsan-skip-watch", -1, "kcsan.skip_watch: accesses between KCSAN watchpoints (--kcsan kernels; default: the kernel's, 4000)")
 }
 
 func (f *runFlags) validate() error {
@@ -70,6 +75,10 @@ func (f *runFlags) validate() error {
 		return fmt.Errorf("--mem %d: the guest needs at least 128 MiB", f.mem)
 	case f.swapMiB < 16:
 		return fmt.Errorf("--swap %d: too small", f.swapMiB)
+	case f.kcsanUdelay < -1 || f.kcsanUdelay > 1000000:
+		return fmt.Errorf("--kcsan-udelay %d: want 0 to 1000000 microseconds", f.kcsanUdelay)
+	case f.kcsanSkip < -1 || f.kcsanSkip == 0:
+		return fmt.Errorf("--kcsan-skip-watch %d: want a positive number of accesses", f.kcsanSkip)
 	case f.accel != "auto" && f.accel != "kvm" && f.accel != "tcg":
 		return fmt.Errorf("--accel %q: want auto, kvm or tcg", f.accel)
 	case f.accel == "kvm" && vm.Accel() != "kvm":
@@ -116,6 +125,14 @@ func (f *runFlags) kernelCmdline(widen bool) []string {
 		fmt.Sprintf("zswap.max_pool_percent=%d", f.maxPool)}
 	if d := f.delay(widen); d > 0 {
 		c = append(c, fmt.Sprintf("zswap.writeback_delay_us=%d", d))
+	}
+	// Harmless on kernels without KCSAN: an unknown "module.param" is
+	// ignored by the kernel.
+	if f.kcsanUdelay >= 0 {
+		c = append(c, fmt.Sprintf("kcsan.udelay_task=%d", f.kcsanUdelay))
+	}
+	if f.kcsanSkip > 0 {
+		c = append(c, fmt.Sprintf("kcsan.skip_watch=%d", f.kcsanSkip))
 	}
 	return append(c, strings.Fields(f.cmdline)...)
 }

@@ -57,6 +57,11 @@ const (
 	// OOM is the OOM killer at work, including the panic that may end it.
 	// It is not a bug of the kernel under test.
 	OOM Kind = "oom"
+	// DataRace is a KCSAN data-race report. With --kcsan the race window is
+	// widened by KCSAN's watchpoints, and KCSAN reports every data race it
+	// sees, most of them benign or known: they are recorded and counted
+	// apart, never as a failure of the kernel under test.
+	DataRace Kind = "data-race"
 )
 
 // Report is one kernel report found in a console log.

@@ -97,6 +97,32 @@ func TestParseCases(t *testing.T) {
 		want []brief
 	}{
 		{
+			// The layout of Documentation/dev-tools/kcsan.rst; a KCSAN
+			// report is recorded apart, and the crash after it is its own.
+			name: "KCSAN data race, then a crash",
+			log: "[   20.000000] ==================================================================\n" +
+				"[   20.000001] BUG: KCSAN: data-race in zswap_writeback_entry.constprop.0 / zswap_frontswap_load\n" +
+				"[   20.000002] \n" +
+				"[   20.000003] write to 0xffff888004b1e0a8 of 8 bytes by task 77 on cpu 1:\n" +
+				"[   20.000004]  zswap_frontswap_load+0x1c2/0x2b0\n" +
+				"[   20.000005] \n" +
+				"[   20.000006] read to 0xffff888004b1e0a8 of 8 bytes by task 31 on cpu 0:\n" +
+				"[   20.000007]  zswap_writeback_entry.constprop.0+0x8d/0x3d0\n" +
+				"[   20.000008] \n" +
+				"[   20.000009] Reported by Kernel Concurrency Sanitizer on:\n" +
+				"[   20.000010] ==================================================================\n" +
+				"[   21.000000] BUG: KCSAN: data-race in __list_add\n" +
+				"[   21.000001] ==================================================================\n" +
+				"[   30.000000] kernel BUG at mm/zswap.c:1012!\n" +
+				"[   30.000001] invalid opcode: 0000 [#1] SMP\n" +
+				"[   30.000002] RIP: 0010:zswap_frontswap_load+0x210/0x2b0\n",
+			want: []brief{
+				{DataRace, "KCSAN: data-race in zswap_writeback_entry / zswap_frontswap_load", "zswap_frontswap_load"},
+				{DataRace, "KCSAN: data-race in __list_add", ""},
+				{Crash, "kernel BUG in zswap_frontswap_load", "zswap_frontswap_load"},
+			},
+		},
+		{
 			name: "old OOM panic wording",
 			log: "stress invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n" +
 				"Mem-Info:\n" +

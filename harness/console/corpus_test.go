@@ -172,7 +172,7 @@ func checkReports(t *testing.T, log []byte, reports []Report) {
 		if r.Title == "" || badTitleRe.MatchString(r.Title) {
 			t.Errorf("report %d: unstable title %q", i, r.Title)
 		}
-		if r.Kind != Crash && r.Kind != Warning && r.Kind != Hang && r.Kind != OOM {
+		if r.Kind != Crash && r.Kind != Warning && r.Kind != Hang && r.Kind != OOM && r.Kind != DataRace {
 			t.Errorf("report %d %q: kind %q", i, r.Title, r.Kind)
 		}
 	}

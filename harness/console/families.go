@@ -102,6 +102,22 @@ var families = []*family{
 		},
 	},
 	{
+		// "BUG: KCSAN: data-race in zswap_load / zswap_writeback_entry",
+		// between "=====" rules; the title keeps both functions in the
+		// order KCSAN printed them.
+		name:  "KCSAN",
+		kind:  DataRace,
+		re:    regexp.MustCompile(`^BUG: KCSAN: (\S+) in ` + symRe + `(?: / ` + symRe + `)?`),
+		ruled: true,
+		title: func(t *titleInput) string {
+			s := "KCSAN: " + t.m[1] + " in " + normFunc(t.m[2])
+			if t.m[3] != "" {
+				s += " / " + normFunc(t.m[3])
+			}
+			return s
+		},
+	},
+	{
 		name:  "KFENCE",
 		kind:  Crash,
 		re:    regexp.MustCompile(`^BUG: KFENCE: (.+?) in (?:` + symRe + `\+0x)?`),

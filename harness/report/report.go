@@ -56,9 +56,13 @@ var baseClasses = func() []string {
 	return c
 }()
 
+// KindDataRace is KernelReport.Kind for a KCSAN data-race report
+// (console.DataRace): recorded, never counted against the kernel.
+const KindDataRace = "data-race"
+
 // KernelReport is one report the kernel printed on the console during a run.
 type KernelReport struct {
-	Kind     string `json:"kind"`               // crash | hang | warning | oom (console.Kind)
+	Kind     string `json:"kind"`               // crash | hang | warning | oom | data-race (console.Kind)
 	Title    string `json:"title"`              // normalised, stable across runs
 	Function string `json:"function,omitempty"` // the guilty function, if found
 	// BeforeWorkload marks reports printed before the workload started
@@ -83,6 +87,10 @@ type Run struct {
 	// Reports are the kernel's reports, in console order, boot-time ones
 	// included (marked).
 	Reports []KernelReport `json:"kernel_reports,omitempty"`
+	// DataRaces is the number of KCSAN data-race reports in the run's
+	// console (kernels built with --kcsan), boot included. They are listed
+	// in Reports with kind "data-race" and never count as a failure.
+	DataRaces int `json:"data_races,omitempty"`
 	// GuestCPUs is the number of CPUs online in the guest, as the agent
 	// counted them; 0 if the agent never answered.
 	GuestCPUs int `json:"guest_cpus,omitempty"`
@@ -185,7 +193,12 @@ type Variant struct {
 	// kernel failures (other crashes and hangs, WARNINGs).
 	Failures      int `json:"failures"`
 	OtherFailures int `json:"other_failures"`
-	Warnings      int `json:"warning_runs"`
+	// DataRaces counts KCSAN data-race reports over all runs and
+	// DataRaceTitles names them (--kcsan); recorded, never counted as
+	// failures.
+	DataRaces      int      `json:"data_races,omitempty"`
+	DataRaceTitles []string `json:"data_race_titles,omitempty"`
+	Warnings       int      `json:"warning_runs"`
 	// WorkloadFailures counts runs whose external workload failed (race
 	// failures, in Failures too).
 	WorkloadFailures int `json:"workload_failed_runs"`
@@ -355,6 +368,12 @@ func Aggregate(name, kernel string, runs []Run, sig Signature) Variant {
 		for _, t := range r.CrashTitles {
 			if !slices.Contains(v.CrashTitles, t) {
 				v.CrashTitles = append(v.CrashTitles, t)
+			}
+		}
+		v.DataRaces += r.DataRaces
+		for _, k := range r.Reports {
+			if k.Kind == KindDataRace && !slices.Contains(v.DataRaceTitles, k.Title) {
+				v.DataRaceTitles = append(v.DataRaceTitles, k.Title)
 			}
 		}
 		switch r.Outcome {

@@ -77,7 +77,7 @@ func (s Signature) Classify(r Run) FailureClass {
 func (s Signature) counted(r Run) []KernelReport {
 	var out []KernelReport
 	for _, k := range r.Reports {
-		if k.BeforeWorkload || k.Kind == "oom" || s.ignored(k) {
+		if k.BeforeWorkload || k.Kind == "oom" || k.Kind == KindDataRace || s.ignored(k) {
 			continue
 		}
 		out = append(out, k)

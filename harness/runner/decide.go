@@ -79,6 +79,11 @@ func decide(o observed) report.Run {
 		before := rep.Start < o.offset
 		r.Reports = append(r.Reports, kernelReport(rep, before))
 		switch {
+		case rep.Kind == console.DataRace:
+			// Recorded in Reports, counted apart (Run.DataRaces), never a
+			// failure of the kernel under test.
+			r.DataRaces++
+			continue
 		case before:
 			// Not the workload's doing: reported, not counted.
 			r.CrashTitles = append(r.CrashTitles, rep.Title+beforeWorkload)

@@ -137,6 +137,8 @@ func TestDecide(t *testing.T) {
 			var titles []string
 			for _, k := range r.Reports {
 				switch {
+				case k.Kind == report.KindDataRace:
+					continue
 				case k.BeforeWorkload:
 					titles = append(titles, k.Title+" (before the workload started)")
 				case k.Kind == "warning":
@@ -149,6 +151,53 @@ func TestDecide(t *testing.T) {
 				t.Errorf("reports %+v do not match the crash titles (-titles +reports):\n%s", r.Reports, diff)
 			}
 		})
+	}
+}
+
+// KCSAN reports (--kcsan) are recorded and counted apart: they neither
+// fail a clean run nor change what a crash counts as.
+func TestDecideDataRaces(t *testing.T) {
+	before, after := counters(900)
+	clean := stress.Report{ElapsedSec: 60, PagesVerified: 1000, FirstCorruptionSec: -1, KernelBefore: before, KernelAfter: after,
+		Corruptions: map[stress.Class]uint64{}}
+	crashLog := corpus(t, "real-6.1-widened-unpatched-zswap-bug.log")
+	bootLog := bytes.Split(crashLog, []byte(proto.ConsoleReady))[0]
+	race := func(a, b string) string {
+		return "[   40.000000] ==================================================================\n" +
+			"[   40.000001] BUG: KCSAN: data-race in " + a + " / " + b + "\n" +
+			"[   40.000002] Reported by Kernel Concurrency Sanitizer on:\n" +
+			"[   40.000003] ==================================================================\n"
+	}
+	bootRace := append(append([]byte(nil), race("rcu_gp_fqs_loop", "rcu_report_qs_rnp")...), bootLog...)
+	log := append(append([]byte(nil), bootRace...), race("zswap_frontswap_load", "zswap_writeback_entry")+race("__list_add", "__list_del")...)
+
+	r := decide(observed{log: log, offset: len(bootRace), finished: true, result: clean})
+	if r.Outcome != report.OutcomeClean || r.Failed() {
+		t.Errorf("clean run with KCSAN reports: outcome %q, failed %v", r.Outcome, r.Failed())
+	}
+	if r.DataRaces != 3 || len(r.CrashTitles) != 0 {
+		t.Errorf("data races %d (want 3), crash titles %q (want none)", r.DataRaces, r.CrashTitles)
+	}
+	sig := report.Signature{}.Learn([]report.Run{r})
+	if len(sig.Titles) != 0 {
+		t.Errorf("a data race was learned as the race's signature: %q", sig.Titles)
+	}
+
+	crash := append(append([]byte(nil), log...), crashLog[len(bootLog):]...)
+	r = decide(observed{log: crash, offset: len(bootRace), cmdErr: errors.New("connection lost"), finished: true, crashAt: 51, elapsed: 57,
+		last: stress.Progress{ElapsedSec: 50}, events: []string{"GUEST_PANICKED"}})
+	if r.Outcome != report.OutcomeCrash || r.DataRaces != 3 {
+		t.Fatalf("KCSAN reports then a crash: outcome %q, data races %d", r.Outcome, r.DataRaces)
+	}
+	if diff := cmp.Diff([]string{"kernel BUG in zswap_writeback_entry"}, r.CrashTitles); diff != "" {
+		t.Errorf("crash titles (-want +got):\n%s", diff)
+	}
+	if c := (report.Signature{Titles: []string{"kernel BUG in zswap_writeback_entry"}}).Classify(r); c != report.RaceFailure {
+		t.Errorf("the crash after KCSAN reports counts as %q, want the race's", c)
+	}
+	v := report.Aggregate("unpatched", "k", []report.Run{r}, report.Signature{})
+	if v.DataRaces != 3 || len(v.DataRaceTitles) != 3 {
+		t.Errorf("variant data races %d, titles %q", v.DataRaces, v.DataRaceTitles)
 	}
 }
 

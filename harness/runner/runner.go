@@ -104,6 +104,7 @@ type watch struct {
 	start     time.Time
 	offset    int  // console bytes before the workload started
 	bootSaid  bool // a report from before the workload was mentioned
+	raceSaid  bool // a KCSAN data race was mentioned
 	hung      bool
 	overdue   bool
 	crashSeen bool          // a crash, hang or OOM report arrived during the workload
@@ -247,6 +248,14 @@ func (w *watch) run(ctx context.Context) report.Run {
 // console at the end.
 func (w *watch) seen(rep console.Report) bool {
 	switch {
+	case rep.Kind == console.DataRace:
+		// --kcsan: KCSAN reports data races all the time; recorded, and
+		// never the end of a run.
+		if !w.raceSaid {
+			w.raceSaid = true
+			w.spec.say("KCSAN: %s (recorded, not counted; the workload goes on)", rep.Title)
+		}
+		return false
 	case rep.Start < w.offset:
 		if !w.bootSaid {
 			w.bootSaid = true
