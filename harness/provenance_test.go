@@ -1,0 +1,145 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"zswaprace/harness/kernel"
+	"zswaprace/harness/report"
+)
+
+// fakeTool writes an executable shell script named name into a new
+// directory and returns its path.
+func fakeTool(t *testing.T, name, script string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestQEMUVersion(t *testing.T) {
+	q := fakeTool(t, "qemu-system-x86_64", `[ "$1" = --version ] || exit 1
+echo
+echo 'QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)  '
+echo 'Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers'
+`)
+	if got, want := qemuVersion(q), "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"; got != want {
+		t.Errorf("qemuVersion = %q, want %q", got, want)
+	}
+	if got := qemuVersion(fakeTool(t, "qemu", "exit 1\n")); got != "" {
+		t.Errorf("a QEMU that fails: qemuVersion = %q, want empty", got)
+	}
+	if got := qemuVersion(filepath.Join(t.TempDir(), "missing")); got != "" {
+		t.Errorf("no QEMU: qemuVersion = %q, want empty", got)
+	}
+}
+
+func TestCPUModel(t *testing.T) {
+	x86 := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7763 64-Core Processor\nflags\t\t: fpu svm\n\n" +
+		"processor\t: 1\nmodel name\t: AMD EPYC 7763 64-Core Processor\n"
+	if got, want := cpuModel(x86), "AMD EPYC 7763 64-Core Processor"; got != want {
+		t.Errorf("cpuModel = %q, want %q", got, want)
+	}
+	arm := "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n"
+	if got := cpuModel(arm); got != "" {
+		t.Errorf("cpuinfo without a model name: cpuModel = %q, want empty", got)
+	}
+}
+
+func TestAccelReason(t *testing.T) {
+	rf := defaultRunFlags()
+	rf.accel = "tcg"
+	if got := accelReason(rf); got != "--accel tcg asked for TCG" {
+		t.Errorf("--accel tcg: reason %q", got)
+	}
+	rf.accel = "kvm"
+	if got := accelReason(rf); got != "kvm usable" {
+		t.Errorf("--accel kvm: reason %q", got)
+	}
+}
+
+func TestStampOf(t *testing.T) {
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "zswaprace", Version: "(devel)"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "1111"}, {Key: "vcs.modified", Value: "true"}}}
+	for _, c := range []struct {
+		name, version, commit string
+		bi                    *debug.BuildInfo
+		want                  buildStamp
+	}{
+		{"make build", "13a4135-dirty", "13a4135aaaa", bi, buildStamp{module: "zswaprace", version: "13a4135-dirty", commit: "13a4135aaaa", dirty: true, goVersion: "go1.26.8"}},
+		{"go build with VCS", "", "", bi, buildStamp{module: "zswaprace", version: "(devel)", commit: "1111", dirty: true, goVersion: "go1.26.8"}},
+		{"-buildvcs=false", "", "", &debug.BuildInfo{Main: debug.Module{Path: "zswaprace"}}, buildStamp{module: "zswaprace"}},
+		{"no build info", "", "", nil, buildStamp{module: "zswaprace"}},
+	} {
+		if got := stampOf(c.version, c.commit, c.bi); got != c.want {
+			t.Errorf("%s: stampOf = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestNewProvenance: what the kernels came from, QEMU and the host are
+// recorded; what is unknown is null, never an empty string.
+func TestNewProvenance(t *testing.T) {
+	rf := defaultRunFlags()
+	rf.accel = "tcg"
+	rf.qemu = fakeTool(t, "qemu-system-x86_64", "echo 'QEMU emulator version 9.9.9'\n")
+	b := &built{patch: &kernel.Patch{Data: []byte("diff\n")},
+		version:   &kernel.SourceVersion{Package: "6.1.192-2", Kernel: "6.1.192"},
+		fragments: []report.ConfigFragment{{Path: "/k/base.config", SHA256: strings.Repeat("ab", 32)}}}
+	p := newProvenance(rf, "debian:6.1", b)
+	if p.Source != "debian:6.1" || deref(p.SourcePackageVersion) != "6.1.192-2" || deref(p.SourceKernelVersion) != "6.1.192" || p.SourceCommit != nil {
+		t.Errorf("source: %q %v %v %v", p.Source, p.SourcePackageVersion, p.SourceKernelVersion, p.SourceCommit)
+	}
+	if deref(p.PatchSHA256) != sha256Hex([]byte("diff\n")) || len(p.ConfigFragments) != 1 {
+		t.Errorf("patch %v, fragments %v", p.PatchSHA256, p.ConfigFragments)
+	}
+	if deref(p.QEMUPath) != rf.qemu || deref(p.QEMUVersion) != "QEMU emulator version 9.9.9" {
+		t.Errorf("qemu %v %v", p.QEMUPath, p.QEMUVersion)
+	}
+	if p.HostLogicalCores != runtime.NumCPU() || p.HostKernel == nil || *p.HostKernel == "" || p.Accel != "tcg" || p.AccelReason == "" {
+		t.Errorf("host and accel: %+v", p)
+	}
+	// Before the kernels exist (a build that failed): nulls.
+	rf.qemu = filepath.Join(t.TempDir(), "no-qemu")
+	p = newProvenance(rf, "debian:6.1", nil)
+	if p.SourcePackageVersion != nil || p.PatchSHA256 != nil || p.ConfigFragments != nil || p.QEMUPath != nil || p.QEMUVersion != nil {
+		t.Errorf("without kernels or QEMU: %+v, want nulls", p)
+	}
+}
+
+// TestMakeBuildStampsCommit builds bin/harness as 'make build' does (into
+// a temporary file) and checks that --version names the checkout's commit.
+func TestMakeBuildStampsCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the harness")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout (%v): 'make build' has no commit to record", err)
+	}
+	bin := filepath.Join(t.TempDir(), "harness")
+	cmd := exec.Command("make", "-C", root, "build", "HARNESS="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", bin, err)
+	}
+	want := regexp.MustCompile(`^harness zswaprace \S+, revision ` + strings.TrimSpace(string(head)) + `\b`)
+	if !want.Match(out) {
+		t.Errorf("--version printed %q, want it to match %s", out, want)
+	}
+}
