@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,5 +145,54 @@ func TestMakeBuildStampsCommit(t *testing.T) {
 	want := regexp.MustCompile(`^harness zswaprace \S+, revision ` + strings.TrimSpace(string(head)) + `\b`)
 	if !want.Match(out) {
 		t.Errorf("--version printed %q, want it to match %s", out, want)
+	}
+}
+
+var updateTestdata = flag.Bool("update-report-testdata", false, "regenerate harness/report/testdata/report.json from report-v2-demo.json")
+
+// TestRegenerateReportTestdata (with -update-report-testdata) turns the real
+// schema 2 report of a demo comparison, report-v2-demo.json, into the
+// current schema through the current Go types, with the provenance this
+// machine records for it (the demo ran here), collected by the same code
+// compare uses. Without the flag it only checks that the demo report still
+// decodes into the current types field for field.
+func TestRegenerateReportTestdata(t *testing.T) {
+	dir := filepath.Join("report", "testdata")
+	b, err := os.ReadFile(filepath.Join(dir, "report-v2-demo.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var rep report.Report
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("the demo report no longer decodes into report.Report: %v", err)
+	}
+	if !*updateTestdata {
+		return
+	}
+	ctx := context.Background()
+	var bf buildFlags
+	bf.register(flag.NewFlagSet("x", flag.ContinueOnError))
+	bf.source = rep.Source
+	plan, err := bf.plan(ctx, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := kernel.ReadPatch(rep.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256Hex(patch.Data) != rep.PatchSHA256 {
+		t.Fatalf("%s is not the patch the demo compared", rep.Patch)
+	}
+	rf := defaultRunFlags()
+	rep.SchemaVersion = report.SchemaVersion
+	rep.Provenance = newProvenance(rf, rep.Source, &built{patch: patch, version: &plan.Source.Version, fragments: configFragments(plan.Fragments)})
+	if rep.Provenance.Accel != rep.Accel {
+		t.Fatalf("this machine's accel %s is not the demo's %s", rep.Provenance.Accel, rep.Accel)
+	}
+	if err := report.WriteJSON(filepath.Join(dir, "report.json"), &rep); err != nil {
+		t.Fatal(err)
 	}
 }
