@@ -65,9 +65,9 @@ func fullReport() *report.Report {
 		Source: "git:/src/linux@v6.1", Patch: "fix.patch", PatchDirection: "forward", Widen: false, Accel: "tcg",
 		Started: t0, Finished: t0.Add(time.Hour), Interrupted: false, Variants: []report.Variant{v, p},
 		PatchSHA256: strings.Repeat("ab", 32), Kernels: "kernels", Alpha: 0.05, PlannedRuns: &runs, SignaturePatterns: []string{"zswap"},
-		Guest: &report.Guest{CPUs: 1, MemMiB: 256, SwapMiB: 512, RunSeconds: 60, Workload: "external: stress-ng", Cmdline: "zswap.enabled=1", HangAfterSeconds: 30},
-		Shards:     []report.Shard{{Dir: "out/1", Verdict: "fixed", PValue: f(0.2), Runs: []int{1, 0}, Accel: "tcg", Started: t0, Finished: t0, Provenance: prov}},
-		Pooling:    "p", Expect: "not-fixed", Provenance: prov}
+		Guest:   &report.Guest{CPUs: 1, MemMiB: 256, SwapMiB: 512, RunSeconds: 60, Workload: "external: stress-ng", Cmdline: "zswap.enabled=1", HangAfterSeconds: 30},
+		Shards:  []report.Shard{{Dir: "out/1", Verdict: "fixed", PValue: f(0.2), Runs: []int{1, 0}, Accel: "tcg", Started: t0, Finished: t0, Provenance: prov}},
+		Pooling: "p", Expect: "not-fixed", Provenance: prov}
 }
 
 // TestFreshReportMatchesSchema: a report marshalled by the current code,
