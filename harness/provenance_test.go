@@ -196,3 +196,35 @@ func TestRegenerateReportTestdata(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestExportedKernelsKeepProvenance: a kernels directory carries exactly
+// which source and config fragments its kernels came from, so that
+// 'compare --kernels' records them as a build would.
+func TestExportedKernelsKeepProvenance(t *testing.T) {
+	src := t.TempDir()
+	img := func(name string) *kernel.Image {
+		k, c := filepath.Join(src, name+"-bzImage"), filepath.Join(src, name+"-config")
+		os.WriteFile(k, []byte("kernel "+name), 0o644)
+		os.WriteFile(c, []byte("CONFIG_ZSWAP=y\n"), 0o644)
+		return &kernel.Image{Variant: name, Kernel: k, Config: c, Key: name}
+	}
+	b := &built{patch: &kernel.Patch{Path: "fix.patch", Data: []byte("diff\n")}, direction: kernel.Reverse,
+		unpatched: img("unpatched"), patched: img("patched"),
+		version:   &kernel.SourceVersion{Package: "6.1.192-2", Kernel: "6.1.192"},
+		fragments: []report.ConfigFragment{{Path: "/k/base.config", SHA256: strings.Repeat("ab", 32)}}}
+	dir := filepath.Join(t.TempDir(), "kernels")
+	if err := exportKernels(dir, b, buildFlags{source: "debian:6.1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, m, err := loadKernels(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := defaultRunFlags()
+	rf.accel = "tcg"
+	p := newProvenance(rf, m.Source, got)
+	if p.Source != "debian:6.1" || deref(p.SourcePackageVersion) != "6.1.192-2" || deref(p.SourceKernelVersion) != "6.1.192" ||
+		len(p.ConfigFragments) != 1 || p.ConfigFragments[0] != b.fragments[0] || deref(p.PatchSHA256) != sha256Hex(b.patch.Data) {
+		t.Errorf("provenance from the kernels directory: %+v", p)
+	}
+}
