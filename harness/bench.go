@@ -205,7 +205,8 @@ func cmdBench(ctx context.Context, args []string) int {
 	soakMetric.Note = fmt.Sprintf("%d runs, %.0f s of stress in total, %d with a corruption, crash or hang", soakRuns, soakSeconds, soakFailures)
 	add(soakMetric)
 	res := map[string]any{"accel": accel, "date": time.Now().UTC().Format(time.RFC3339), "metrics": metrics,
-		"command": "make bench (harness bench " + strings.Join(args, " ") + ")", "out": dir}
+		"command": "make bench (harness bench " + strings.Join(args, " ") + ")", "out": dir,
+		"provenance": newProvenance(rf, bf.source, b)}
 	if err := writeJSONFile(*jsonPath, res); err != nil {
 		printErr(err)
 		return exitError

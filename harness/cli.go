@@ -121,45 +121,34 @@ func panicSite(stack string) string {
 	return ""
 }
 
-// printVersion prints the module's version and the VCS revision the binary
-// was built from, as the Go toolchain recorded them.
+// printVersion prints the harness's version and the commit the binary was
+// built from (see harnessBuild).
 func printVersion(w io.Writer) {
 	fmt.Fprintln(w, versionLine())
 }
 
 func versionLine() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "harness (no build information)"
-	}
-	version := bi.Main.Version
+	hb := harnessBuild()
+	version := hb.version
 	if version == "" {
 		version = "(unknown)"
 	}
-	var rev, when, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = " with uncommitted changes"
-			}
+	line := fmt.Sprintf("harness %s %s", hb.module, version)
+	if hb.commit != "" {
+		line += fmt.Sprintf(", revision %s", hb.commit)
+		if hb.when != "" {
+			line += " (" + hb.when + ")"
 		}
-	}
-	line := fmt.Sprintf("harness %s %s", bi.Main.Path, version)
-	if rev != "" {
-		line += fmt.Sprintf(", revision %s", rev)
-		if when != "" {
-			line += " (" + when + ")"
+		if hb.dirty {
+			line += " with uncommitted changes"
 		}
-		line += dirty
 	} else {
-		line += ", revision unknown (built without VCS information, e.g. by go run or go test)"
+		line += ", revision unknown (built without VCS information, e.g. by go run or go test; 'make build' records it)"
 	}
-	return line + ", " + bi.GoVersion
+	if hb.goVersion != "" {
+		line += ", " + hb.goVersion
+	}
+	return line
 }
 
 // flagGroups sorts every command's flags into topics for the help. A flag

@@ -127,6 +127,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	if rep.Alpha == 0 {
 		rep.Alpha = verdict.DefaultAlpha
 	}
+	rep.Provenance = newProvenance(rf, bf.source, b)
 	if m != nil {
 		rep.Kernels = *kernels
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"zswaprace/harness/report"
+	"zswaprace/harness/report/schematest"
 )
 
 // The main job, as make demo runs it: the adaptive design runs the widened
@@ -30,6 +31,12 @@ func TestCompareWidenedFindsFix(t *testing.T) {
 	var rep report.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report.json does not parse: %v", err)
+	}
+	if err := schematest.Validate(b); err != nil {
+		t.Errorf("report.json does not match docs/report.schema.json: %v", err)
+	}
+	if p := rep.Provenance; p == nil || p.SourcePackageVersion == nil || p.PatchSHA256 == nil || *p.PatchSHA256 != rep.PatchSHA256 || len(p.ConfigFragments) == 0 || p.QEMUVersion == nil || p.AccelReason == "" {
+		t.Errorf("provenance %+v: want the Debian package version, the patch's sha256, the config fragments, QEMU's version and the accel's reason", p)
 	}
 	if len(rep.Variants) != 2 {
 		t.Fatalf("want 2 variants, got %d", len(rep.Variants))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"zswaprace/harness/report"
+	"zswaprace/harness/report/schematest"
 	"zswaprace/harness/verdict"
 )
 
@@ -42,6 +43,11 @@ func TestShardsMergeToUnionVerdict(t *testing.T) {
 	code, stdout, _ := harness(t, nil, append([]string{"merge", "--out", merged}, shards...)...)
 	t.Logf("merge stdout:\n%s", stdout)
 	got := readReport(t, merged)
+	// The kernels directory carries exactly which source and config
+	// fragments they were built from, and merge keeps it.
+	if p := got.Provenance; p == nil || p.SourcePackageVersion == nil || p.SourceKernelVersion == nil || len(p.ConfigFragments) == 0 || len(got.Shards) != 2 || got.Shards[1].Provenance == nil {
+		t.Errorf("merged provenance %+v (shards %+v): want the exact source version and config fragments from the kernels directory, and each shard's", p, got.Shards)
+	}
 
 	un, pa, sig := unionCounts(reps)
 	plan := verdict.FixedDesign{Runs: 2, RunSeconds: 45}
@@ -130,6 +136,9 @@ func readReport(t *testing.T, dir string) report.Report {
 	var r report.Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("%s/report.json: %v", dir, err)
+	}
+	if err := schematest.Validate(b); err != nil {
+		t.Errorf("%s/report.json does not match docs/report.schema.json: %v", dir, err)
 	}
 	return r
 }

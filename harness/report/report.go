@@ -223,7 +223,7 @@ func (v Variant) Exposure() float64 {
 
 // SchemaVersion is the version of report.json's layout (see
 // docs/report-json.md); it changes when a field changes meaning or goes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Report is everything one comparison found.
 type Report struct {
@@ -276,6 +276,9 @@ type Report struct {
 	// Expect is the verdict junit.xml's "verdict" test case asks for
 	// (compare --expect); empty means fixed.
 	Expect string `json:"expect,omitempty"`
+	// Provenance is what the report was made with (in a merged report,
+	// the first shard's; each shard keeps its own in Shards).
+	Provenance *Provenance `json:"provenance"`
 }
 
 // Guest is how every guest of a comparison was set up: runs pooled from
@@ -302,6 +305,8 @@ type Shard struct {
 	Accel    string    `json:"accel"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+	// Provenance is the shard's own.
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // Aggregate sums runs into a Variant, classifying each run's failure with

@@ -192,7 +192,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, &got); diff != "" {
 		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
 	}
-	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"schema_version": 2`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
+	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"schema_version": 3`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("report.json lacks %s", key)
 		}
