@@ -311,7 +311,7 @@ func finish(dir string, rep *report.Report, asJSON bool) int {
 	} else {
 		fmt.Println()
 		report.Table(os.Stdout, rep)
-		fmt.Printf("\nresults in %s (report.json, junit.xml, summary.md, console logs)\n", dir)
+		fmt.Printf("\nresults in %s (report.json, junit.xml, summary.md, survival.svg, console logs)\n", dir)
 	}
 	return 0
 }

@@ -478,7 +478,7 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if diff := cmp.Diff([]string{JUnitFile, JSONFile, MarkdownFile}, names); diff != "" {
+	if diff := cmp.Diff([]string{JUnitFile, JSONFile, MarkdownFile, SurvivalFile}, names); diff != "" {
 		t.Errorf("directory contents (-want +got):\n%s", diff)
 	}
 }
@@ -521,7 +521,7 @@ func TestWriteAllCreatesDir(t *testing.T) {
 	if err := WriteAll(dir, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{JSONFile, JUnitFile, MarkdownFile} {
+	for _, name := range []string{JSONFile, JUnitFile, MarkdownFile, SurvivalFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("%s not written: %v", name, err)
 		}
