@@ -182,7 +182,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 		select {
 		case <-beat:
 			hang.Reset(hangAfter)
-			if time.Since(lastSay) > 15*time.Second {
+			if !w.healthStarted && time.Since(lastSay) > 15*time.Second {
 				lastSay = time.Now()
 				w.sayProgress()
 			}
