@@ -251,3 +251,28 @@ func TestWatchHealthHangsOrCrashes(t *testing.T) {
 		t.Errorf("the check cut short by the crash is not recorded: %+v", r.Health)
 	}
 }
+
+// deltas makes a before and after meminfo (kB) whose changes are the
+// given page counts of a recorded run's health figures.
+func deltas(memfree, lru, slab, stack, tables, percpu, vmalloc int64) (before, after map[string]int64) {
+	before = with(memBefore, nil)
+	after = with(memBefore, map[string]int64{
+		"MemFree": memBefore["MemFree"] + memfree*4, "Inactive(anon)": memBefore["Inactive(anon)"] + lru*4,
+		"SUnreclaim": memBefore["SUnreclaim"] + slab*4, "KernelStack": memBefore["KernelStack"] + stack*4,
+		"PageTables": memBefore["PageTables"] + tables*4, "Percpu": memBefore["Percpu"] + percpu*4,
+		"VmallocUsed": memBefore["VmallocUsed"] + vmalloc*4})
+	return before, after
+}
+
+// Figures recorded on real runs (explained_pages in run.json) are judged
+// as they were: the fixed kernel after 60 s of stress (bin/harness run
+// --kernel FIXED --duration 60s) is within the default tolerance.
+func TestJudgeRecordedRuns(t *testing.T) {
+	before, after := deltas(-331, 33, 12, 4, 7, 0, -21)
+	res := healthy()
+	res.Baseline, res.After = before, after
+	h, out, _, _ := judgeHealth(res, report.DefaultLeakTolerancePages)
+	if out != "" || *h.LostPages != 296 {
+		t.Errorf("the fixed kernel's recorded run: %q, lost %d; want clean, 296", out, *h.LostPages)
+	}
+}
