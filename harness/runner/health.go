@@ -216,11 +216,7 @@ func leakMessage(h *report.Health) string {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s %+d", k, h.Explained[k]))
 	}
-	msg += ", counters changed by (pages) " + strings.Join(parts, ", ")
-	if h.ZswapPoolPages != nil && *h.ZswapPoolPages > 0 {
-		msg += fmt.Sprintf("; zswap still holds %s of pool", pages(*h.ZswapPoolPages))
-	}
-	return msg
+	return msg + ", counters changed by (pages) " + strings.Join(parts, ", ")
 }
 
 func pages(n int64) string {

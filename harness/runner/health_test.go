@@ -275,4 +275,14 @@ func TestJudgeRecordedRuns(t *testing.T) {
 	if out != "" || *h.LostPages != 296 {
 		t.Errorf("the fixed kernel's recorded run: %q, lost %d; want clean, 296", out, *h.LostPages)
 	}
+	// The kernel with the test patch that leaks zswap entries, 30 s of
+	// stress (bin/harness run --kernel LEAKING --duration 30s).
+	before, after = deltas(-13182, 21, 526, 4, 3, 0, -21)
+	after["Zswap"] = before["Zswap"] + 12235*4
+	res.Baseline, res.After, res.ZswapStoredPages, res.ZswapPoolBytes = before, after, 24526, 12235*4096
+	h, out, titles, msg := judgeHealth(res, report.DefaultLeakTolerancePages)
+	if out != report.OutcomeLeak || *h.LostPages != 12649 || !slices.Equal(titles, []string{report.TitleLeak, report.TitleZswapNotEmpty}) ||
+		!strings.Contains(msg, "zswap_pool +12235") || !strings.Contains(msg, "24526 pages (95.8 MiB) stored in 12235 pages (47.8 MiB) of pool") {
+		t.Errorf("the leaking kernel's recorded run: %q %q, lost %d: %s", out, titles, *h.LostPages, msg)
+	}
 }
