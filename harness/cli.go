@@ -162,7 +162,7 @@ var flagGroups = []struct {
 	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "zpool", "compressor", "max-pool-percent",
 		"swing-low", "swing-high", "swing-period"}},
 	{"Guest sizing", []string{"mem", "cpus", "swap", "accel", "qemu", "cmdline"}},
-	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after"}},
+	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after", "health", "leak-tolerance"}},
 	{"Runs and verdict", []string{"runs", "budget", "jobs", "alpha", "min-reduction", "signature", "ignore", "expect",
 		"bad-on", "crash-pattern", "bad-end", "measure", "measure-failures", "measure-budget", "wrong", "miss",
 		"reps", "peer-reps", "build-reps", "limit", "soak", "verdict-reps"}},
@@ -177,7 +177,7 @@ var flagPlaceholders = map[string]string{
 	"signature": "REGEXP", "ignore": "REGEXP", "crash-pattern": "REGEXP", "rev": "REV", "good": "REV", "bad": "REV",
 	"culprit": "SHA", "log": "FILE", "bad-end": "FILE", "bad-on": "LIST", "unresolved": "TEXT", "mem": "MIB",
 	"swap": "MIB", "mib-per-worker": "MIB", "alpha": "P", "wrong": "P", "miss": "P", "min-reduction": "X",
-	"jobs": "N", "build-jobs": "N", "json": "FILE", "expect": "VERDICT",
+	"jobs": "N", "build-jobs": "N", "json": "FILE", "expect": "VERDICT", "leak-tolerance": "PAGES",
 }
 
 // printFlags prints fs's flags grouped by topic, GNU style: --name VALUE,

@@ -274,8 +274,8 @@ func counts(v report.Variant) verdict.Counts {
 		c.WritebackPerSec = *v.WrittenBackPerSec
 	}
 	for _, r := range v.RunDetails {
-		if r.Outcome == report.OutcomeWarning && r.CountedAs != nil {
-			c.RanOn++ // a WARNING does not stop the run
+		if r.CountedAs != nil && (r.Outcome == report.OutcomeWarning || r.FailedAfterWorkload()) {
+			c.RanOn++ // a WARNING does not stop the run, a health failure comes after it
 		}
 	}
 	return c

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"zswaprace/harness/report"
+	"zswaprace/harness/runner"
 	"zswaprace/harness/vm"
 	"zswaprace/stress"
 )
@@ -30,6 +32,9 @@ type runFlags struct {
 	workload     string
 	qemu         string
 	cmdline      string
+	// The health check after every run (README, "Kernel health").
+	health        bool
+	leakTolerance int64
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -52,6 +57,16 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.workload, "workload", "", "run this host program in the guest instead of the stress workers, e.g. 'stress --vm 1 --vm-bytes 300M'")
 	fs.StringVar(&f.qemu, "qemu", "qemu-system-x86_64", "QEMU binary")
 	fs.StringVar(&f.cmdline, "cmdline", "", "extra kernel parameters")
+	fs.BoolVar(&f.health, "health", true, "after every run, check that the kernel came back whole: swapoff, zswap empty, memory back, nothing stuck (--health=false skips it)")
+	fs.Int64Var(&f.leakTolerance, "leak-tolerance", report.DefaultLeakTolerancePages, "pages that may be missing after a run before it counts as a leak (4 KiB pages)")
+}
+
+// healthSpec is the health check every run makes, nil when it is off.
+func (f *runFlags) healthSpec() *runner.HealthSpec {
+	if !f.health {
+		return nil
+	}
+	return &runner.HealthSpec{LeakTolerancePages: f.leakTolerance}
 }
 
 func (f *runFlags) validate() error {
@@ -64,6 +79,8 @@ func (f *runFlags) validate() error {
 		return fmt.Errorf("--mib-per-worker %d: must be positive", f.mibPerWorker)
 	case f.cpus < 1 || f.cpus > 8:
 		return fmt.Errorf("--cpus %d: want 1 to 8 (the guest kernel's NR_CPUS)", f.cpus)
+	case f.leakTolerance < 0:
+		return fmt.Errorf("--leak-tolerance %d: must not be negative (pages; the default is %d)", f.leakTolerance, report.DefaultLeakTolerancePages)
 	case f.hangAfter < 0:
 		return fmt.Errorf("--hang-after %s: must not be negative (0 is the default)", f.hangAfter)
 	case f.mem < 128:

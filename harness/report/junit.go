@@ -160,6 +160,8 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 		message = firstLine(run.Error, firstOr(run.CrashTitles, "kernel WARNING"))
 	case OutcomeWorkloadFailed:
 		message = firstLine(run.Error, "the workload failed")
+	case OutcomeHealth, OutcomeLeak:
+		message = string(run.Outcome) + ": " + firstLine(run.Error, firstOr(run.CrashTitles, "the kernel failed the health check after the workload"))
 	case OutcomeClean:
 	case OutcomeNoWriteback:
 		message, skip = "zswap wrote nothing back, so the run proves nothing; not counted", true
@@ -271,6 +273,9 @@ func runDetail(run Run) string {
 	}
 	if run.Error != "" {
 		fmt.Fprintf(&b, "%s\n", strings.TrimRight(run.Error, "\n"))
+	}
+	if run.Health != nil {
+		fmt.Fprintf(&b, "Health: %s\n", run.Health.Summary())
 	}
 	if run.ConsoleLog != "" {
 		fmt.Fprintf(&b, "Console log: %s\n", run.ConsoleLog)

@@ -97,6 +97,9 @@ type Run struct {
 	// Workload is how the external workload ended, for runs of one that
 	// finished (nil for the harness's own stress workers).
 	Workload *WorkloadResult `json:"workload,omitempty"`
+	// Health is what the health check after the workload found (see
+	// health.go); nil when it did not run.
+	Health *Health `json:"health,omitempty"`
 
 	// Set by Aggregate. CountedAs is what the run's failure counts as in
 	// the comparison ("race" or "other"; null for no failure).
@@ -135,7 +138,7 @@ func (r *Run) throughput() {
 // event.
 func (r Run) Failed() bool {
 	switch r.Outcome {
-	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed:
+	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed, OutcomeHealth, OutcomeLeak:
 		return true
 	}
 	return false
@@ -148,7 +151,7 @@ func (r Run) Failed() bool {
 // writeback, out of memory, boot failure, infra error, unknown outcome).
 func (r Run) Exposure() float64 {
 	switch r.Outcome {
-	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed:
+	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed, OutcomeHealth, OutcomeLeak:
 		return r.StressSeconds
 	case OutcomeInterrupted:
 		if r.WrittenBackPages > 0 {
@@ -189,6 +192,10 @@ type Variant struct {
 	// WorkloadFailures counts runs whose external workload failed (race
 	// failures, in Failures too).
 	WorkloadFailures int `json:"workload_failed_runs"`
+	// HealthFailures and Leaks count runs that failed the health check
+	// after the workload (outcomes health and leak).
+	HealthFailures int `json:"health_failures"`
+	Leaks          int `json:"leak_runs"`
 	// OOMSeconds is the stress time of the OOM runs (not in Exposure).
 	OOMSeconds float64 `json:"oom_seconds"`
 	// PagesPerSec and WrittenBackPerSec are medians over the runs that
@@ -381,6 +388,10 @@ func Aggregate(name, kernel string, runs []Run, sig Signature) Variant {
 			v.Warnings++
 		case OutcomeWorkloadFailed:
 			v.WorkloadFailures++
+		case OutcomeHealth:
+			v.HealthFailures++
+		case OutcomeLeak:
+			v.Leaks++
 		case OutcomeClean, OutcomeInterrupted:
 		default:
 			v.InfraErrors++

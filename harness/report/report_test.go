@@ -332,6 +332,8 @@ func TestJUnitOutcomes(t *testing.T) {
 		{OutcomeCrash, ""},
 		{OutcomeHang, ""},
 		{OutcomeWarning, ""},
+		{OutcomeHealth, ""},
+		{OutcomeLeak, ""},
 		{OutcomeBootFailure, "skipped"},
 		{OutcomeInfraError, "skipped"},
 		{OutcomeOOM, "skipped"},
