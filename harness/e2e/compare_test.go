@@ -20,8 +20,12 @@ import (
 // budget is only a backstop. The verdict is "fixed" with exit code 0.
 func TestCompareWidenedFindsFix(t *testing.T) {
 	out := t.TempDir()
+	// Its own TMPDIR, so that the check for QEMUs left running below sees
+	// only this comparison's VMs (their directories are in TMPDIR), not
+	// those of other work on the host.
+	tmp := t.TempDir()
 	start := time.Now()
-	code, stdout, _ := harness(t, nil, "compare", "--widen", "--duration", "60s", "--budget", "45m", "--out", out)
+	code, stdout, _ := harness(t, []string{"TMPDIR=" + tmp}, "compare", "--widen", "--duration", "60s", "--budget", "45m", "--out", out)
 	t.Logf("stdout:\n%s", stdout)
 	t.Logf("compare decided in %s", time.Since(start).Round(time.Second))
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -86,7 +90,7 @@ func TestCompareWidenedFindsFix(t *testing.T) {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
-	if left := qemuProcesses(t, "zr-vm-"); len(left) > 0 {
+	if left := qemuProcesses(t, filepath.Join(tmp, "zr-vm-")); len(left) > 0 {
 		t.Errorf("QEMU left running: %v", left)
 	}
 }
