@@ -15,11 +15,7 @@ import (
 // very file the harness built.
 func TestImageDescribesItsBoot(t *testing.T) {
 	cacheDir, tr := t.TempDir(), t.TempDir()
-	os.MkdirAll(filepath.Join(tr, "o", "arch", "x86", "boot"), 0o755)
-	kern := make([]byte, 4096)
-	copy(kern[0x202:], "HdrS")
-	os.WriteFile(filepath.Join(tr, "o", "arch", "x86", "boot", "bzImage"), kern, 0o644)
-	os.WriteFile(filepath.Join(tr, "o", ".config"), []byte("CONFIG_A=y\n"), 0o644)
+	kern := fakeBuiltTree(t, tr)
 	os.MkdirAll(filepath.Join(cacheDir, "images"), 0o755)
 	plan := &Plan{Cache: cacheDir}
 	for _, widening := range []string{WidenDelay, ""} {
@@ -58,11 +54,7 @@ func TestBuildCachedWithoutLock(t *testing.T) {
 	if err := os.Chmod(cacheDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(tr, "o", "arch", "x86", "boot"), 0o755)
-	kern := make([]byte, 4096)
-	copy(kern[0x202:], "HdrS")
-	os.WriteFile(filepath.Join(tr, "o", "arch", "x86", "boot", "bzImage"), kern, 0o644)
-	os.WriteFile(filepath.Join(tr, "o", ".config"), []byte("CONFIG_A=y\n"), 0o644)
+	fakeBuiltTree(t, tr)
 	os.MkdirAll(filepath.Join(cacheDir, "images"), 0o755)
 	plan := &Plan{Cache: cacheDir, Source: &Source{ID: "test"}}
 	a, b := Variant{Name: "unpatched"}, Variant{Name: "patched", Boot: Boot{Widening: WidenDelay}}
@@ -93,4 +85,24 @@ func TestBuildCachedWithoutLock(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Build of cached kernels waited for the cache lock")
 	}
+}
+
+// fakeBuiltTree makes tr look like a tree the harness has built: a
+// bzImage with the x86 boot header in o/ and its .config. It returns the
+// bzImage's bytes.
+func fakeBuiltTree(t *testing.T, tr string) []byte {
+	t.Helper()
+	boot := filepath.Join(tr, "o", "arch", "x86", "boot")
+	if err := os.MkdirAll(boot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kern := make([]byte, 4096)
+	copy(kern[0x202:], "HdrS")
+	if err := os.WriteFile(filepath.Join(boot, "bzImage"), kern, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tr, "o", ".config"), []byte("CONFIG_A=y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kern
 }
