@@ -14,11 +14,15 @@ demo: deps build
 # agent (compiled first into harness/initramfs/agent.bin, gitignored, and
 # embedded with -tags embedagent) and kconfigs/ and patches/, so that it
 # runs anywhere without Go or this checkout. HARNESS=path builds it there.
+# 'harness --version' and report.json's provenance show the checkout's
+# 'git describe' and commit (empty outside a git checkout: the harness then
+# falls back to Go's build information).
 HARNESS ?= bin/harness
 AGENT := harness/initramfs/agent.bin
+VERSION_LDFLAGS = -X main.buildVersion=$$(git describe --always --dirty 2>/dev/null) -X main.buildCommit=$$(git rev-parse HEAD 2>/dev/null)
 build:
 	tmp=$(AGENT).$$$$; CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags='-s -w' -o $$tmp ./guest && mv -f $$tmp $(AGENT)
-	go build -tags embedagent -o $(HARNESS) ./harness
+	go build -tags embedagent -ldflags="$(VERSION_LDFLAGS)" -o $(HARNESS) ./harness
 
 # Unit tests, then the end-to-end tests (real kernels in real QEMU).
 test: unit e2e

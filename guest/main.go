@@ -28,7 +28,8 @@ const (
 	authorizedKeyPath = "/etc/zh/authorized_key"
 	portName          = "zh.agent"
 	childArg          = "stress-child"
-	agentArg          = "agent" // the agent under PID 1's supervision
+	swapoffArg        = "swapoff-child" // the health check's swapoff, killable
+	agentArg          = "agent"         // the agent under PID 1's supervision
 )
 
 func main() {
@@ -36,6 +37,9 @@ func main() {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		os.Exit(agent.RunChild(ctx, os.Stdin, os.Stdout))
+	}
+	if len(os.Args) > 2 && os.Args[1] == swapoffArg {
+		os.Exit(agent.RunSwapoff(os.Args[2], os.Stderr))
 	}
 	if os.Getpid() == 1 {
 		runInit()
@@ -114,6 +118,7 @@ func newServer(hostKeyFile, authKeyFile string, pid1 bool) (*agent.Server, error
 	}
 	if pid1 {
 		srv.DebugfsDir, srv.VmstatPath = "/sys/kernel/debug/zswap", "/proc/vmstat"
+		srv.Health = agent.GuestHealth(srv.DebugfsDir, agent.ChildSwapoff(self, swapoffArg))
 	}
 	return srv, nil
 }

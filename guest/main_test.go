@@ -167,6 +167,8 @@ func TestBadRequestsAnswered(t *testing.T) {
 		{"unknown mode", proto.CmdStress, proto.StressRequest{Config: stress.Config{Mode: "sideways"}}, "bad stress parameters"},
 		{"not json", proto.CmdStress, "{{", "bad request body"},
 		{"empty exec", proto.CmdExec, proto.ExecRequest{}, "empty argv"},
+		// On a host the health check must never turn the host's swap off.
+		{"health on a host", proto.CmdHealth, proto.HealthRequest{SwapoffBaseSec: 1}, "only in the guest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

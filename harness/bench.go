@@ -172,7 +172,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	}
 	// Soak: clean runs of the patched kernel give the throughput figures too.
 	per := min(2*time.Minute, *soak)
-	var verified, written []float64
+	var verified, written, lost, healthSec []float64
 	var soakSeconds float64
 	soakFailures, soakRuns := 0, 0
 	for i := 1; soakSeconds < soak.Seconds()-1 && ctx.Err() == nil; i++ {
@@ -182,6 +182,11 @@ func cmdBench(ctx context.Context, args []string) int {
 			soakFailures++
 		}
 		soakSeconds += r.StressSeconds
+		if h := r.Health; h != nil && h.LostPages != nil {
+			// The spread the leak tolerance is calibrated from.
+			lost = append(lost, float64(*h.LostPages))
+			healthSec = append(healthSec, h.Seconds)
+		}
 		if r.StressSeconds > 0 && r.Outcome == report.OutcomeClean {
 			verified = append(verified, float64(r.PagesVerified)/r.StressSeconds)
 			written = append(written, float64(r.WrittenBackPages)/r.StressSeconds)
@@ -201,11 +206,16 @@ func cmdBench(ctx context.Context, args []string) int {
 	add(newMetric("boot to agent ready", "s", accel, boots))
 	add(newMetric("guest pages verified per second (4 workers)", "pages/s", accel, verified))
 	add(newMetric("zswap pages written back per second (widened, patched)", "pages/s", accel, written))
+	lostMetric := newMetric("pages lost after a run, patched widened kernel (health check)", "pages", accel, lost)
+	lostMetric.Note = fmt.Sprintf("--leak-tolerance is %d pages", rf.leakTolerance)
+	add(lostMetric)
+	add(newMetric("health check after a run, in the guest", "s", accel, healthSec))
 	soakMetric := newMetric("false-positive soak: patched widened kernel", "failures", accel, []float64{float64(soakFailures)})
-	soakMetric.Note = fmt.Sprintf("%d runs, %.0f s of stress in total, %d with a corruption, crash or hang", soakRuns, soakSeconds, soakFailures)
+	soakMetric.Note = fmt.Sprintf("%d runs, %.0f s of stress in total, %d with a kernel failure (corruption, crash, hang, WARNING, failed health check or leak)", soakRuns, soakSeconds, soakFailures)
 	add(soakMetric)
 	res := map[string]any{"accel": accel, "date": time.Now().UTC().Format(time.RFC3339), "metrics": metrics,
-		"command": "make bench (harness bench " + strings.Join(args, " ") + ")", "out": dir}
+		"command": "make bench (harness bench " + strings.Join(args, " ") + ")", "out": dir,
+		"provenance": newProvenance(rf, bf.source, b)}
 	if err := writeJSONFile(*jsonPath, res); err != nil {
 		printErr(err)
 		return exitError

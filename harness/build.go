@@ -10,6 +10,7 @@ import (
 	"runtime"
 
 	"zswaprace/harness/kernel"
+	"zswaprace/harness/report"
 )
 
 // buildFlags are the flags every command that builds kernels shares.
@@ -39,6 +40,10 @@ type built struct {
 	direction kernel.Direction
 	unpatched *kernel.Image
 	patched   *kernel.Image
+	// version and fragments are exactly which source and which config
+	// fragments the kernels came from, for report.json's provenance.
+	version   *kernel.SourceVersion
+	fragments []report.ConfigFragment
 }
 
 func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, error) {
@@ -132,7 +137,8 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 	if err != nil {
 		return nil, err
 	}
-	return &built{source: plan.Source, patch: fix, direction: dir, unpatched: imgs[0], patched: imgs[1]}, nil
+	return &built{source: plan.Source, patch: fix, direction: dir, unpatched: imgs[0], patched: imgs[1],
+		version: &plan.Source.Version, fragments: configFragments(plan.Fragments)}, nil
 }
 
 func cmdBuild(ctx context.Context, args []string) int {

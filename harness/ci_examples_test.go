@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"zswaprace/harness/ciexample"
 )
 
 // The CI examples in examples/ci are documentation people copy: they must
@@ -79,7 +81,13 @@ func TestGitHubActionsExample(t *testing.T) {
 			t.Errorf("the workflow does not use %q", want)
 		}
 	}
-	checkHarnessCalls(t, text)
+	// make test lays out the merge job's shards as these steps do.
+	for _, want := range []string{"name: shard-${{ matrix.shard }}", "path: out/shard-${{ matrix.shard }}/", "pattern: shard-*", "path: shards\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the workflow's artifacts do not say %q: harness/e2e/shards_test.go assumes they do", want)
+		}
+	}
+	checkHarnessCalls(t, withVars(t, "github-actions.yml", text))
 }
 
 func TestGitLabExample(t *testing.T) {
@@ -96,12 +104,119 @@ func TestGitLabExample(t *testing.T) {
 			t.Errorf("job %s has no script", job)
 		}
 	}
-	for _, want := range []string{"--export", "compare --kernels", "CI_NODE_INDEX", "harness merge"} {
+	for _, want := range []string{"--export", "compare --kernels", "CI_NODE_INDEX", "harness merge", "paths: [out/]", "summary.md"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the pipeline does not use %q", want)
 		}
 	}
-	checkHarnessCalls(t, text)
+	checkHarnessCalls(t, withVars(t, "gitlab-ci.yml", text))
+}
+
+// withVars is text with the example's own variables ($NAME) replaced by
+// their values, so that the flags in them are checked too.
+func withVars(t *testing.T, file, text string) string {
+	t.Helper()
+	examples, err := ciexample.Load("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range examples {
+		if e.File != file {
+			continue
+		}
+		for k, v := range e.Vars {
+			text = strings.ReplaceAll(text, "$"+k, v)
+		}
+		if !strings.Contains(text, "--accel kvm") {
+			t.Errorf("%s: the shards do not all run on KVM (--accel kvm)", file)
+		}
+		return text
+	}
+	t.Fatalf("%s is not among ciexample.Files", file)
+	return ""
+}
+
+// TestExampleCommandsRunByMakeTest: every bin/harness and make command in
+// the GitHub and GitLab examples is one make test runs. The harness
+// commands are run as written by the e2e test TestShardsMergeToUnionVerdict
+// (through ciexample.PlanOf, which refuses any it has no place for), with
+// only the variables in ciexample.TestOverrides changed; the make targets
+// must be ones an e2e test runs.
+func TestExampleCommandsRunByMakeTest(t *testing.T) {
+	examples, err := ciexample.Load("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(examples) != 2 {
+		t.Fatalf("%d examples, want the GitHub and GitLab ones", len(examples))
+	}
+	plan, err := ciexample.PlanOf(examples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Shards) < 2 {
+		t.Errorf("%d compare steps: the e2e test needs two shards to merge", len(plan.Shards))
+	}
+	for _, e := range examples {
+		for k := range ciexample.TestOverrides {
+			if _, ok := e.Vars[k]; !ok {
+				t.Errorf("%s does not define %s, which make test sets: the test would not run its commands as written", e.File, k)
+			}
+		}
+		for _, s := range e.Scripts {
+			for k := range ciexample.TestOverrides {
+				if len(s.Harness) > 0 && s.Harness[0] == "compare" && !strings.Contains(s.Text, "$"+k) {
+					t.Errorf("%s, job %s: the compare step does not use $%s", e.File, s.Job, k)
+				}
+			}
+		}
+	}
+	e2e, err := os.ReadFile("e2e/shards_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []string{"ciexample.Load(", "ciexample.PlanOf(", "plan.Build", "plan.Shards", "plan.Merges", "ciexample.TestOverrides"} {
+		if !strings.Contains(string(e2e), call) {
+			t.Errorf("harness/e2e/shards_test.go does not use %s: it must run the examples' own commands", call)
+		}
+	}
+	targets := e2eMakeTargets(t)
+	for _, e := range examples {
+		for _, s := range e.Scripts {
+			for _, m := range s.Make {
+				if !slices.Contains(targets, m) {
+					t.Errorf("%s, job %s runs 'make %s', which no e2e test runs (they run make %v)", e.File, s.Job, m, targets)
+				}
+			}
+		}
+	}
+}
+
+var makeExec = regexp.MustCompile(`exec\.Command\("make"((?:,\s*"[^"]*")+)`)
+
+// e2eMakeTargets are the make targets the e2e tests run.
+func e2eMakeTargets(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob("e2e/*_test.go")
+	var targets []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range makeExec.FindAllStringSubmatch(string(b), -1) {
+			for _, a := range strings.Split(m[1], ",") {
+				a = strings.Trim(strings.TrimSpace(a), `"`)
+				if a != "" && !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") {
+					targets = append(targets, a)
+				}
+			}
+		}
+	}
+	if !slices.Contains(targets, "build") {
+		t.Fatalf("found make targets %v in harness/e2e: TestStandaloneBinary's make build is missing, or the scan is broken", targets)
+	}
+	return targets
 }
 
 func TestLAVAExample(t *testing.T) {

@@ -121,45 +121,34 @@ func panicSite(stack string) string {
 	return ""
 }
 
-// printVersion prints the module's version and the VCS revision the binary
-// was built from, as the Go toolchain recorded them.
+// printVersion prints the harness's version and the commit the binary was
+// built from (see harnessBuild).
 func printVersion(w io.Writer) {
 	fmt.Fprintln(w, versionLine())
 }
 
 func versionLine() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "harness (no build information)"
-	}
-	version := bi.Main.Version
+	hb := harnessBuild()
+	version := hb.version
 	if version == "" {
 		version = "(unknown)"
 	}
-	var rev, when, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = " with uncommitted changes"
-			}
+	line := fmt.Sprintf("harness %s %s", hb.module, version)
+	if hb.commit != "" {
+		line += fmt.Sprintf(", revision %s", hb.commit)
+		if hb.when != "" {
+			line += " (" + hb.when + ")"
 		}
-	}
-	line := fmt.Sprintf("harness %s %s", bi.Main.Path, version)
-	if rev != "" {
-		line += fmt.Sprintf(", revision %s", rev)
-		if when != "" {
-			line += " (" + when + ")"
+		if hb.dirty {
+			line += " with uncommitted changes"
 		}
-		line += dirty
 	} else {
-		line += ", revision unknown (built without VCS information, e.g. by go run or go test)"
+		line += ", revision unknown (built without VCS information, e.g. by go run or go test; 'make build' records it)"
 	}
-	return line + ", " + bi.GoVersion
+	if hb.goVersion != "" {
+		line += ", " + hb.goVersion
+	}
+	return line
 }
 
 // flagGroups sorts every command's flags into topics for the help. A flag
@@ -173,7 +162,7 @@ var flagGroups = []struct {
 	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
 		"swing-low", "swing-high", "swing-period"}},
 	{"Guest sizing", []string{"mem", "cpus", "swap", "accel", "qemu", "cmdline"}},
-	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after"}},
+	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after", "health", "leak-tolerance"}},
 	{"Runs and verdict", []string{"runs", "budget", "jobs", "alpha", "min-reduction", "signature", "ignore", "expect",
 		"bad-on", "crash-pattern", "bad-end", "measure", "measure-failures", "measure-budget", "wrong", "miss",
 		"reps", "peer-reps", "build-reps", "limit", "soak", "verdict-reps"}},
@@ -188,7 +177,7 @@ var flagPlaceholders = map[string]string{
 	"signature": "REGEXP", "ignore": "REGEXP", "crash-pattern": "REGEXP", "rev": "REV", "good": "REV", "bad": "REV",
 	"culprit": "SHA", "log": "FILE", "bad-end": "FILE", "bad-on": "LIST", "unresolved": "TEXT", "mem": "MIB",
 	"swap": "MIB", "mib-per-worker": "MIB", "alpha": "P", "wrong": "P", "miss": "P", "min-reduction": "X",
-	"jobs": "N", "build-jobs": "N", "json": "FILE", "expect": "VERDICT",
+	"jobs": "N", "build-jobs": "N", "json": "FILE", "expect": "VERDICT", "leak-tolerance": "PAGES",
 }
 
 // printFlags prints fs's flags grouped by topic, GNU style: --name VALUE,

@@ -144,6 +144,8 @@ func TestUsageErrors(t *testing.T) {
 		{"run", []string{"--kernel", "/nonexistent/bzImage", "extra", "--duration", "10s"}, `unexpected argument "extra": run takes flags only, and the 2 argument(s) after it would have been ignored`},
 		{"run", nil, "--kernel is required"},
 		{"run", []string{"--kernel", "k", "--workers", "-1"}, "--workers -1"},
+		{"run", []string{"--kernel", "k", "--leak-tolerance", "-5"}, "--leak-tolerance -5: must not be negative"},
+		{"compare", []string{"--leak-tolerance", "lots"}, `invalid value "lots" for flag -leak-tolerance`},
 		{"build", []string{"fix.patch"}, `unexpected argument "fix.patch"`},
 		{"bench", []string{"x"}, `unexpected argument "x"`},
 		{"bench", []string{"--cpus", "99"}, "--cpus 99"},

@@ -128,6 +128,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	if rep.Alpha == 0 {
 		rep.Alpha = verdict.DefaultAlpha
 	}
+	rep.Provenance = newProvenance(rf, bf.source, b)
 	if m != nil {
 		rep.Kernels = *kernels
 	}
@@ -288,8 +289,8 @@ func counts(v report.Variant) verdict.Counts {
 		c.WritebackPerSec = *v.WrittenBackPerSec
 	}
 	for _, r := range v.RunDetails {
-		if r.Outcome == report.OutcomeWarning && r.CountedAs != nil {
-			c.RanOn++ // a WARNING does not stop the run
+		if r.CountedAs != nil && (r.Outcome == report.OutcomeWarning || r.FailedAfterWorkload()) {
+			c.RanOn++ // a WARNING does not stop the run, a health failure comes after it
 		}
 	}
 	return c
@@ -325,7 +326,7 @@ func finish(dir string, rep *report.Report, asJSON bool) int {
 	} else {
 		fmt.Println()
 		report.Table(os.Stdout, rep)
-		fmt.Printf("\nresults in %s (report.json, junit.xml, summary.md, console logs)\n", dir)
+		fmt.Printf("\nresults in %s (report.json, junit.xml, summary.md, survival.svg, console logs)\n", dir)
 	}
 	return 0
 }

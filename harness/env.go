@@ -74,6 +74,7 @@ func (e *env) spec(variant string, index int, img bootImage, sub string) runner.
 		Stress:    f.stressConfig(),
 		Exec:      e.exec,
 		HangAfter: f.hangAfter,
+		Health:    f.healthSpec(),
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"zswaprace/harness/fault"
 	"zswaprace/harness/fsutil"
 	"zswaprace/harness/kernel"
+	"zswaprace/harness/report"
 )
 
 // manifestFile is the kernels directory's manifest, written last: a
@@ -49,6 +50,11 @@ type manifest struct {
 	Kasan    bool            `json:"kasan"`
 	Kcsan    bool            `json:"kcsan,omitempty"`
 	Variants []exportedImage `json:"variants"` // unpatched, then patched
+	// SourceVersion and ConfigFragments say exactly which source and
+	// config fragments the kernels were built from (absent from an export
+	// by an older harness), for report.json's provenance.
+	SourceVersion   *kernel.SourceVersion   `json:"source_version,omitempty"`
+	ConfigFragments []report.ConfigFragment `json:"config_fragments,omitempty"`
 }
 
 // exportedImage is one kernel in a kernels directory.
@@ -77,7 +83,8 @@ func exportKernels(dir string, b *built, bf buildFlags) error {
 	rf := defaultRunFlags()
 	m := manifest{SchemaVersion: manifestSchema, Tool: "zswaprace", Source: bf.source, Patch: b.patch.Path,
 		PatchFile: "patch.diff", PatchSHA256: sha256Hex(b.patch.Data), PatchDirection: string(b.direction),
-		Widen: bf.widen, Widening: widening(bf.widen, bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan}
+		Widen: bf.widen, Widening: widening(bf.widen, bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan,
+		SourceVersion: b.version, ConfigFragments: b.fragments}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, m.PatchFile), b.patch.Data); err != nil {
 		return fault.New(fault.Infra, "export", err)
 	}
@@ -191,7 +198,8 @@ func loadKernels(dir string) (*built, *manifest, error) {
 		return nil, nil, fault.New(fault.Usage, "kernels", err)
 	}
 	patch := &kernel.Patch{Path: m.Patch, Data: data}
-	return &built{patch: patch, direction: kernel.Direction(m.PatchDirection), unpatched: imgs[0], patched: imgs[1]}, &m, nil
+	return &built{patch: patch, direction: kernel.Direction(m.PatchDirection), unpatched: imgs[0], patched: imgs[1],
+		version: m.SourceVersion, fragments: m.ConfigFragments}, &m, nil
 }
 
 // loadImage checks one exported image's files and returns it with

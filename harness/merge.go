@@ -150,6 +150,11 @@ var poolFields = []poolField{
 	{"min_reduction", func(r *report.Report) string { return floatOrNone(r.MinReduction) }, sameFlags + " (--min-reduction)"},
 	{"signature_patterns", func(r *report.Report) string { return strings.Join(r.SignaturePatterns, "\x00") }, sameFlags + " (--signature)"},
 	{"ignore", func(r *report.Report) string { return strings.Join(r.Ignore, "\x00") }, sameFlags + " (--ignore)"},
+	// The kernels' sha256 already pins the source; these say why they differ.
+	{"provenance.source_package_version", func(r *report.Report) string { return deref(r.Provenance.SourcePackageVersion) }, sameKernels},
+	{"provenance.source_kernel_version", func(r *report.Report) string { return deref(r.Provenance.SourceKernelVersion) }, sameKernels},
+	{"provenance.source_commit", func(r *report.Report) string { return deref(r.Provenance.SourceCommit) }, sameKernels},
+	{"provenance.config_fragments (sha256)", func(r *report.Report) string { return fragmentSums(r.Provenance.ConfigFragments) }, sameKernels},
 }
 
 func floatOrNone(f *float64) string {
@@ -197,7 +202,7 @@ func completeShard(s shard) error {
 		return fmt.Errorf("%s was interrupted before its comparison was decided: rerun that shard, or leave it out of the merge", s.dir)
 	case len(r.Variants) != 2 || r.Variants[0].Name != "unpatched" || r.Variants[1].Name != "patched":
 		return fmt.Errorf("%s has no runs of both kernels (verdict %s: %s): fix what it says and rerun that shard", s.dir, r.Verdict, r.Reason)
-	case r.Guest == nil || r.PatchSHA256 == "" || r.Variants[0].KernelSHA256 == "" || r.Variants[1].KernelSHA256 == "":
+	case r.Guest == nil || r.Provenance == nil || r.PatchSHA256 == "" || r.Variants[0].KernelSHA256 == "" || r.Variants[1].KernelSHA256 == "":
 		return fmt.Errorf("%s does not record its kernels' and guest's identity (an older harness wrote it): rerun that shard with this harness", s.dir)
 	}
 	return nil
@@ -224,7 +229,7 @@ func mergeReports(shards []shard) (*report.Report, verdict.Result, error) {
 		Widen: first.Widen, Widening: first.Widening, Accel: first.Accel, Ignore: first.Ignore,
 		Alpha: first.Alpha, MinReduction: first.MinReduction, SignaturePatterns: first.SignaturePatterns,
 		Guest: first.Guest, Kernels: first.Kernels, Design: first.Design, Expect: first.Expect,
-		Started: first.Started, Finished: first.Finished}
+		Started: first.Started, Finished: first.Finished, Provenance: first.Provenance}
 	runs := map[string][]report.Run{}
 	for i, s := range shards {
 		rep.Shards = append(rep.Shards, shardSummary(s))
@@ -254,6 +259,7 @@ func mergeReports(shards []shard) (*report.Report, verdict.Result, error) {
 	plan := pooledPlan(shards, un.Runs, pa.Runs)
 	res := verdict.Compare(counts(un), counts(pa), plan.Options())
 	fillVerdict(rep, res, &un, &pa)
+	rep.Notes = append(rep.Notes, provenanceNotes(shards)...)
 	un.KernelSHA256, pa.KernelSHA256 = first.Variants[0].KernelSHA256, first.Variants[1].KernelSHA256
 	rep.Variants = []report.Variant{un, pa}
 	for _, r := range slices.Concat(un.RunDetails, pa.RunDetails) {
@@ -328,7 +334,7 @@ func mergedSignature(r report.Report) (report.Signature, error) {
 // shardSummary is a shard's line in the merged report.
 func shardSummary(s shard) report.Shard {
 	sh := report.Shard{Dir: s.dir, Verdict: s.rep.Verdict, PValue: s.rep.PValue, Accel: s.rep.Accel,
-		Started: s.rep.Started, Finished: s.rep.Finished}
+		Started: s.rep.Started, Finished: s.rep.Finished, Provenance: s.rep.Provenance}
 	for _, v := range s.rep.Variants {
 		sh.Runs = append(sh.Runs, v.Runs)
 	}

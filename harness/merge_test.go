@@ -56,7 +56,9 @@ func testShard(t *testing.T, dir string, started time.Time, un, pa []report.Run)
 	rep := report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: "debian:6.1", Patch: "/a/fix.patch",
 		PatchDirection: "reverse", PatchSHA256: strings.Repeat("ab", 32), Widen: true, Widening: widening(true, false, rf),
 		Accel: "tcg", Alpha: verdict.DefaultAlpha, PlannedRuns: &runs, Guest: guestOf(rf, true), Design: "fixed",
-		Method: plan.Method(), Started: started, Finished: started.Add(time.Hour), Signature: sig.Strings()}
+		Method: plan.Method(), Started: started, Finished: started.Add(time.Hour), Signature: sig.Strings(),
+		Provenance: &report.Provenance{Source: "debian:6.1", SourcePackageVersion: report.Nullable("6.1.192-2"),
+			SourceKernelVersion: report.Nullable("6.1.192"), HostLogicalCores: 2, Accel: "tcg", AccelReason: "no /dev/kvm"}}
 	fillVerdict(&rep, res, &u, &p)
 	u.KernelSHA256, p.KernelSHA256 = strings.Repeat("01", 32), strings.Repeat("02", 32)
 	rep.Variants = []report.Variant{u, p}
@@ -199,6 +201,12 @@ func TestMergeRefusesDifferentShards(t *testing.T) {
 		{"min_reduction", func(r *report.Report) { m := 10.0; r.MinReduction = &m }},
 		{"signature_patterns", func(r *report.Report) { r.SignaturePatterns = []string{"zswap"} }},
 		{"ignore", func(r *report.Report) { r.Ignore = []string{"benign"} }},
+		{"provenance.source_package_version", func(r *report.Report) { r.Provenance.SourcePackageVersion = report.Nullable("6.1.191-1") }},
+		{"provenance.source_kernel_version", func(r *report.Report) { r.Provenance.SourceKernelVersion = nil }},
+		{"provenance.source_commit", func(r *report.Report) { r.Provenance.SourceCommit = report.Nullable("abc") }},
+		{"provenance.config_fragments (sha256)", func(r *report.Report) {
+			r.Provenance.ConfigFragments = []report.ConfigFragment{{Path: "kconfigs/base.config", SHA256: strings.Repeat("ee", 32)}}
+		}},
 	} {
 		t.Run(c.field, func(t *testing.T) {
 			shards := twoShards(t)
@@ -228,6 +236,7 @@ func TestMergeRefusesUnpoolable(t *testing.T) {
 		{"merged", "merged report", func(s []shard) { s[1].rep.Shards = []report.Shard{{Dir: "x"}} }},
 		{"older harness", "older harness", func(s []shard) { s[1].rep.Guest = nil }},
 		{"no kernel hash", "older harness", func(s []shard) { s[0].rep.Variants[1].KernelSHA256 = "" }},
+		{"no provenance", "older harness", func(s []shard) { s[1].rep.Provenance = nil }},
 		{"same comparison", "same comparison", func(s []shard) { s[1].rep.Started = s[0].rep.Started }},
 		{"no runs", "no runs of both kernels", func(s []shard) { s[1].rep.Variants = nil }},
 	} {
@@ -287,5 +296,42 @@ func TestCmdMerge(t *testing.T) {
 	}
 	if code := cmdMerge(context.Background(), nil); code != exitUsage {
 		t.Errorf("no shards: exit %d, want %d (usage)", code, exitUsage)
+	}
+}
+
+// TestMergeListsProvenance: shards run on different hosts pool, the merged
+// report keeps every shard's provenance and notes what differs, and
+// nothing is noted when the shards agree.
+func TestMergeListsProvenance(t *testing.T) {
+	shards := twoShards(t)
+	shards[0].rep.Provenance.HostCPUModel = report.Nullable("AMD EPYC")
+	shards[1].rep.Provenance.HostCPUModel = report.Nullable("Intel Xeon")
+	shards[1].rep.Provenance.QEMUVersion = report.Nullable("QEMU emulator version 8.2.2")
+	if err := checkPoolable(shards); err != nil {
+		t.Fatalf("shards that differ only in their hosts refused: %v", err)
+	}
+	rep, _, err := mergeReports(shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Provenance != shards[0].rep.Provenance {
+		t.Errorf("merged provenance %+v, want the first shard's", rep.Provenance)
+	}
+	for i, sh := range rep.Shards {
+		if sh.Provenance != shards[i].rep.Provenance {
+			t.Errorf("shards[%d].provenance %+v, want that shard's", i, sh.Provenance)
+		}
+	}
+	var noted []string
+	for _, n := range rep.Notes {
+		if strings.Contains(n, "provenance.") {
+			noted = append(noted, n)
+		}
+	}
+	if len(noted) != 2 || !strings.Contains(noted[0], "qemu_version") || !strings.Contains(noted[1], `"Intel Xeon"`) {
+		t.Errorf("provenance notes %q, want qemu_version and host_cpu_model with both values", noted)
+	}
+	if n := provenanceNotes(twoShards(t)); len(n) != 0 {
+		t.Errorf("shards that agree got notes %q", n)
 	}
 }

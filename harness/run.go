@@ -116,6 +116,9 @@ func printRun(r report.Run) {
 	for _, t := range r.CrashTitles {
 		fmt.Printf("kernel: %s\n", t)
 	}
+	if r.Health != nil {
+		fmt.Printf("health: %s\n", r.Health.Summary())
+	}
 	for i, e := range r.Examples {
 		if i == 5 {
 			fmt.Printf("  ... %d more in run.json\n", len(r.Examples)-5)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"zswaprace/harness/report"
+	"zswaprace/harness/runner"
 	"zswaprace/harness/vm"
 	"zswaprace/stress"
 )
@@ -33,6 +35,9 @@ type runFlags struct {
 	// KCSAN's stall and how often it watches (kernels built with --kcsan);
 	// -1 keeps the kernel's default.
 	kcsanUdelay, kcsanSkip int
+	// The health check after every run (README, "Kernel health").
+	health        bool
+	leakTolerance int64
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -57,6 +62,16 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cmdline, "cmdline", "", "extra kernel parameters")
 	fs.IntVar(&f.kcsanUdelay, "kcsan-udelay", -1, "kcsan.udelay_task: microseconds a KCSAN watchpoint stalls a task (--kcsan kernels; default: the kernel's, 80)")
 	fs.IntVar(&f.kcsanSkip, "kcsan-skip-watch", -1, "kcsan.skip_watch: accesses between KCSAN watchpoints (--kcsan kernels; default: the kernel's, 4000)")
+	fs.BoolVar(&f.health, "health", true, "after every run, check that the kernel came back whole: swapoff, zswap empty, memory back, nothing stuck (--health=false skips it)")
+	fs.Int64Var(&f.leakTolerance, "leak-tolerance", report.DefaultLeakTolerancePages, "pages that may be missing after a run before it counts as a leak (4 KiB pages)")
+}
+
+// healthSpec is the health check every run makes, nil when it is off.
+func (f *runFlags) healthSpec() *runner.HealthSpec {
+	if !f.health {
+		return nil
+	}
+	return &runner.HealthSpec{LeakTolerancePages: f.leakTolerance}
 }
 
 func (f *runFlags) validate() error {
@@ -69,6 +84,8 @@ func (f *runFlags) validate() error {
 		return fmt.Errorf("--mib-per-worker %d: must be positive", f.mibPerWorker)
 	case f.cpus < 1 || f.cpus > 8:
 		return fmt.Errorf("--cpus %d: want 1 to 8 (the guest kernel's NR_CPUS)", f.cpus)
+	case f.leakTolerance < 0:
+		return fmt.Errorf("--leak-tolerance %d: must not be negative (pages; the default is %d)", f.leakTolerance, report.DefaultLeakTolerancePages)
 	case f.hangAfter < 0:
 		return fmt.Errorf("--hang-after %s: must not be negative (0 is the default)", f.hangAfter)
 	case f.mem < 128:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: builds, boots, time to first failure for the harness's workers
 # and for stress/stress-ng as peers, throughput, and a false-positive soak.
-# Takes about an hour under TCG on 2 cores. BENCH_FLAGS adds flags
+# Took 75 min here (TCG, 2 cores, --build-reps 0); each cold build rep
+# (default 1) adds a cold build of both kernels (13 to 15.5 min measured
+# here, README). BENCH_FLAGS adds flags
 # (e.g. BENCH_FLAGS="--reps 3 --soak 4m --build-reps 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -39,6 +39,24 @@ type Server struct {
 	DebugfsDir string // zswap counters; "" on a host
 	VmstatPath string
 	Log        *log.Logger
+	// Health runs the health check (nil: the command is refused, as on a
+	// host). The agent takes its baseline when a workload starts.
+	Health *HealthEnv
+
+	baseMu   sync.Mutex
+	baseline map[string]int64
+}
+
+// takeBaseline records the memory baseline of the health check before a
+// workload starts.
+func (s *Server) takeBaseline() {
+	if s.Health == nil {
+		return
+	}
+	b := s.Health.Snapshot()
+	s.baseMu.Lock()
+	s.baseline = b
+	s.baseMu.Unlock()
 }
 
 // ServerConfig makes an SSH server configuration that accepts exactly one
@@ -185,6 +203,7 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("bad stress parameters: %w", err)
 		}
+		s.takeBaseline()
 		return s.Stress(ctx, cfg, func(p stress.Progress) {
 			out.send(proto.Message{Type: proto.MsgProgress, Progress: &p})
 		})
@@ -199,11 +218,30 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		if s.DebugfsDir != "" && req.DebugfsDir == "" {
 			req.DebugfsDir, req.VmstatPath = s.DebugfsDir, s.VmstatPath
 		}
+		s.takeBaseline()
 		return runExec(ctx, req, out)
+	case proto.CmdHealth:
+		var req proto.HealthRequest
+		if err := readBody(ch, &req); err != nil {
+			return nil, err
+		}
+		if s.Health == nil {
+			return nil, errors.New("health: the health check turns swap off, so it runs only in the guest (as PID 1)")
+		}
+		if req.SwapoffBaseSec <= 0 || req.SwapoffSecPerMiB < 0 || req.StuckSec < 0 {
+			return nil, fmt.Errorf("health: bad deadlines %+v", req)
+		}
+		s.baseMu.Lock()
+		base := s.baseline
+		s.baseMu.Unlock()
+		start := time.Now()
+		return s.Health.Check(ctx, req, base, func() {
+			out.send(proto.Message{Type: proto.MsgProgress, Progress: &stress.Progress{ElapsedSec: time.Since(start).Seconds()}})
+		})
 	case "":
-		return nil, errors.New("no command given; commands: ping, counters, stress, exec, shutdown")
+		return nil, errors.New("no command given; commands: ping, counters, stress, exec, health, shutdown")
 	default:
-		return nil, fmt.Errorf("unknown command %q; commands: ping, counters, stress, exec, shutdown", name)
+		return nil, fmt.Errorf("unknown command %q; commands: ping, counters, stress, exec, health, shutdown", name)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"zswaprace/harness/report"
+	"zswaprace/harness/report/schematest"
 )
 
 // The main job, as make demo runs it: the adaptive design runs the widened
@@ -19,8 +20,12 @@ import (
 // budget is only a backstop. The verdict is "fixed" with exit code 0.
 func TestCompareWidenedFindsFix(t *testing.T) {
 	out := t.TempDir()
+	// Its own TMPDIR, so that the check for QEMUs left running below sees
+	// only this comparison's VMs (their directories are in TMPDIR), not
+	// those of other work on the host.
+	tmp := t.TempDir()
 	start := time.Now()
-	code, stdout, _ := harness(t, nil, "compare", "--widen", "--duration", "60s", "--budget", "45m", "--out", out)
+	code, stdout, _ := harness(t, []string{"TMPDIR=" + tmp}, "compare", "--widen", "--duration", "60s", "--budget", "45m", "--out", out)
 	t.Logf("stdout:\n%s", stdout)
 	t.Logf("compare decided in %s", time.Since(start).Round(time.Second))
 	b, err := os.ReadFile(filepath.Join(out, "report.json"))
@@ -30,6 +35,12 @@ func TestCompareWidenedFindsFix(t *testing.T) {
 	var rep report.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("report.json does not parse: %v", err)
+	}
+	if err := schematest.Validate(b); err != nil {
+		t.Errorf("report.json does not match docs/report.schema.json: %v", err)
+	}
+	if p := rep.Provenance; p == nil || p.SourcePackageVersion == nil || p.PatchSHA256 == nil || *p.PatchSHA256 != rep.PatchSHA256 || len(p.ConfigFragments) == 0 || p.QEMUVersion == nil || p.AccelReason == "" {
+		t.Errorf("provenance %+v: want the Debian package version, the patch's sha256, the config fragments, QEMU's version and the accel's reason", p)
 	}
 	if len(rep.Variants) != 2 {
 		t.Fatalf("want 2 variants, got %d", len(rep.Variants))
@@ -79,7 +90,7 @@ func TestCompareWidenedFindsFix(t *testing.T) {
 			t.Errorf("missing %s: %v", f, err)
 		}
 	}
-	if left := qemuProcesses(t, "zr-vm-"); len(left) > 0 {
+	if left := qemuProcesses(t, filepath.Join(tmp, "zr-vm-")); len(left) > 0 {
 		t.Errorf("QEMU left running: %v", left)
 	}
 }
@@ -181,9 +192,12 @@ func TestGuestCPUs(t *testing.T) {
 // one never does, is regressed: the warning is a kernel failure of its
 // own, decided by its own test. The patch is real and built like any
 // other; the source already has the race fix, so neither kernel races.
+// It warns at its first writeback, seconds into the workload, so 30-s runs
+// are enough on any machine that writes back at all (the health test's
+// leaking kernel needs the same).
 func TestPatchThatWarnsIsRegressed(t *testing.T) {
 	patch := filepath.Join(root, "harness", "e2e", "testdata", "zswap-warn-in-writeback.patch")
-	code, rep := compareReport(t, "--widen", "--patch", patch, "--runs", "5", "--duration", "60s")
+	code, rep := compareReport(t, "--widen", "--patch", patch, "--runs", "5", "--duration", "30s")
 	un, pa := rep.Variants[0], rep.Variants[1]
 	if pa.Warnings == 0 {
 		t.Fatalf("the patched kernel never warned: the test proves nothing (outcomes: %v)", outcomes(pa))

@@ -1,120 +1,234 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"zswaprace/harness/ciexample"
 	"zswaprace/harness/report"
+	"zswaprace/harness/report/schematest"
 	"zswaprace/harness/verdict"
 )
 
-// Build once, run on many machines, merge: the kernels TestMain built are
-// exported once, two shards each run 'compare --kernels DIR' with their own
-// output directory (at the same time, as two CI runners would), and
-// 'harness merge' pools them. The merged verdict, counts and p-value must
-// be those of the union of the shards' runs, computed here from the runs
-// themselves with the verdict package.
+// Build once, run on many machines, merge, as the CI examples do it: the
+// build, compare and merge steps of examples/ci/github-actions.yml and
+// gitlab-ci.yml run here as written (ciexample.PlanOf), with bash, from a
+// fresh working directory with bin/harness in it, and with only the
+// variables in ciexample.TestOverrides changed (one 45-s run per kernel and
+// shard, TCG, one VM per shard). The kernels are exported once; each
+// example's compare step is one shard, and the shards run at the same
+// time, as two CI runners would; each example's merge step pools them (the
+// GitHub one from shards/shard-N, where its download step puts them, and
+// with a $GITHUB_STEP_SUMMARY to append to). The merged verdict, counts and
+// p-value must be those of the union of the shards' runs, computed here
+// from the runs themselves with the verdict package.
 func TestShardsMergeToUnionVerdict(t *testing.T) {
 	start := time.Now()
-	kernels := filepath.Join(t.TempDir(), "kernels")
-	if code, _, stderr := harness(t, nil, "build", "--widen", "--export", kernels); code != 0 {
-		t.Fatalf("build --export: exit %d\n%s", code, stderr)
+	examples, err := ciexample.Load(root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	shards := runShards(t, kernels, 2)
+	plan, err := ciexample.PlanOf(examples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := os.Mkdir(filepath.Join(work, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(harnessBin, filepath.Join(work, "bin", "harness")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runStep(t, work, plan.Build, 1, nil); code != 0 {
+		t.Fatalf("%s build step: exit %d\n%s", plan.Build.File, code, tail(out, 30))
+	}
+	kernels := filepath.Join(work, "kernels")
+	if _, err := os.Stat(filepath.Join(kernels, "kernels.json")); err != nil {
+		t.Fatalf("the build step exported no kernels where the compare steps look: %v", err)
+	}
+	shards := runShards(t, work, plan.Shards)
 	var reps []report.Report
 	for i, dir := range shards {
 		r := readReport(t, dir)
-		if r.Kernels != kernels || len(r.Variants) != 2 {
+		if r.Kernels == "" || len(r.Variants) != 2 {
 			t.Fatalf("shard %d: kernels %q, %d variants: not a compare of the exported kernels", i+1, r.Kernels, len(r.Variants))
 		}
 		reps = append(reps, r)
 	}
-	merged := filepath.Join(t.TempDir(), "merged")
-	code, stdout, _ := harness(t, nil, append([]string{"merge", "--out", merged}, shards...)...)
-	t.Logf("merge stdout:\n%s", stdout)
-	got := readReport(t, merged)
 
 	un, pa, sig := unionCounts(reps)
-	plan := verdict.FixedDesign{Runs: 2, RunSeconds: 45}
-	want := verdict.Compare(un, pa, plan.Options())
+	runs, err := strconv.Atoi(ciexample.TestOverrides["RUNS"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dur, err := time.ParseDuration(ciexample.TestOverrides["DURATION"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	design := verdict.FixedDesign{Runs: runs * len(shards), RunSeconds: dur.Seconds()}
+	want := verdict.Compare(un, pa, design.Options())
 	t.Logf("union of the runs: unpatched %+v, patched %+v: %s p=%g", un, pa, want.Verdict, want.PValue)
 	if un.Failures+pa.Failures == 0 {
 		// The comparison below still holds, but p is 1 on both sides.
 		t.Logf("no race failure in the union this time: the p-value check is the trivial one, the reason's is not")
 	}
-	if got.Verdict != string(want.Verdict) {
-		t.Errorf("merged verdict %q (%s), union %q (%s)", got.Verdict, got.Reason, want.Verdict, want.Reason)
-	}
-	if got.PValue == nil || math.Abs(*got.PValue-want.PValue) > 1e-12*want.PValue {
-		t.Errorf("merged p-value %v, union %g", got.PValue, want.PValue)
-	}
-	// The reason carries the times at risk, rates and intervals: equal even
-	// when neither kernel failed, where both p-values are 1.
-	if got.Reason != want.Reason {
-		t.Errorf("merged reason:\n%s\nunion:\n%s", got.Reason, want.Reason)
-	}
-	if code != wantExit(want.Verdict) {
-		t.Errorf("merge exit %d for %s, want %d", code, want.Verdict, wantExit(want.Verdict))
-	}
-	checkMergedCounts(t, got, un, pa, sig)
-	if len(got.Shards) != 2 || got.Shards[0].Dir != shards[0] || got.Pooling == "" {
-		t.Errorf("the merged report lists shards %+v, pooling %q", got.Shards, got.Pooling)
-	}
-	for _, f := range []string{"junit.xml", "summary.md", "unpatched.config", "patched.config"} {
-		if _, err := os.Stat(filepath.Join(merged, f)); err != nil {
-			t.Errorf("merge wrote no %s: %v", f, err)
+	for _, m := range plan.Merges {
+		dir, env := work, []string(nil)
+		if m.Engine == "github" {
+			// Where actions/download-artifact puts the shard-N artifacts.
+			dir = t.TempDir()
+			for _, d := range []string{"bin", "shards"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink(harnessBin, filepath.Join(dir, "bin", "harness")); err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range shards {
+				if out, err := exec.Command("cp", "-r", s, filepath.Join(dir, "shards", fmt.Sprintf("shard-%d", i+1))).CombinedOutput(); err != nil {
+					t.Fatalf("cp: %v %s", err, out)
+				}
+			}
+			env = []string{"GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "step-summary.md")}
+		}
+		code, out := runStep(t, dir, m, 1, env)
+		t.Logf("%s merge step: exit %d\n%s", m.File, code, tail(out, 40))
+		merged := filepath.Join(dir, m.Out(1, nil))
+		got := readReport(t, merged)
+		checkMerged(t, m.File, got, want, un, pa, sig, len(shards))
+		// The kernels directory carries exactly which source and config
+		// fragments they were built from, and merge keeps it.
+		if p := got.Provenance; p == nil || p.SourcePackageVersion == nil || p.SourceKernelVersion == nil || len(p.ConfigFragments) == 0 || len(got.Shards) != len(shards) || got.Shards[len(shards)-1].Provenance == nil {
+			t.Errorf("%s: merged provenance %+v (shards %+v): want the exact source version and config fragments from the kernels directory, and each shard's", m.File, p, got.Shards)
+		}
+		if code != wantExit(want.Verdict) {
+			t.Errorf("%s merge step: exit %d for %s, want %d", m.File, code, want.Verdict, wantExit(want.Verdict))
+		}
+		for _, f := range []string{"junit.xml", "summary.md", "survival.svg", "unpatched.config", "patched.config"} {
+			if _, err := os.Stat(filepath.Join(merged, f)); err != nil {
+				t.Errorf("%s: merge wrote no %s: %v", m.File, f, err)
+			}
+		}
+		summary, _ := os.ReadFile(filepath.Join(merged, "summary.md"))
+		switch m.Engine {
+		case "github":
+			b, err := os.ReadFile(filepath.Join(dir, "step-summary.md"))
+			if err != nil || len(summary) == 0 || !strings.Contains(string(b), string(summary)) {
+				t.Errorf("the GitHub merge step did not append summary.md to $GITHUB_STEP_SUMMARY: %v", err)
+			}
+		case "gitlab":
+			if len(summary) == 0 || !strings.Contains(out, strings.SplitN(string(summary), "\n", 2)[0]) {
+				t.Errorf("the GitLab merge step did not print summary.md to the job log")
+			}
 		}
 	}
-	t.Logf("build once, two shards, merge: %s", time.Since(start).Round(time.Second))
+	t.Logf("build once, %d shards, %d merges: %s", len(shards), len(plan.Merges), time.Since(start).Round(time.Second))
 
 	refuseDifferentKernels(t, shards)
 	refuseDamagedKernels(t, kernels)
 }
 
-// runShards runs n one-run fixed-design comparisons of the kernels in dir
-// at once, each with its own output directory, and returns those. Runs of
-// 45 s: a widened unpatched run often fails within that, so the pooled
-// p-value is usually not the trivial 1.
-func runShards(t *testing.T, kernels string, n int) []string {
+// checkMerged compares a merged report with the union of the shards' runs.
+func checkMerged(t *testing.T, file string, got report.Report, want verdict.Result, un, pa verdict.Counts, sig report.Signature, shards int) {
 	t.Helper()
-	dirs := make([]string, n)
-	type result struct {
-		code   int
-		stderr string
-		err    error
+	if got.Verdict != string(want.Verdict) {
+		t.Errorf("%s: merged verdict %q (%s), union %q (%s)", file, got.Verdict, got.Reason, want.Verdict, want.Reason)
 	}
-	results := make([]result, n)
+	if got.PValue == nil || math.Abs(*got.PValue-want.PValue) > 1e-12*want.PValue {
+		t.Errorf("%s: merged p-value %v, union %g", file, got.PValue, want.PValue)
+	}
+	// The reason carries the times at risk, rates and intervals: equal even
+	// when neither kernel failed, where both p-values are 1.
+	if got.Reason != want.Reason {
+		t.Errorf("%s: merged reason:\n%s\nunion:\n%s", file, got.Reason, want.Reason)
+	}
+	checkMergedCounts(t, got, un, pa, sig)
+	if len(got.Shards) != shards || got.Pooling == "" {
+		t.Errorf("%s: the merged report lists shards %+v, pooling %q", file, got.Shards, got.Pooling)
+	}
+	for i, s := range got.Shards {
+		if filepath.Base(s.Dir) != fmt.Sprintf("shard-%d", i+1) {
+			t.Errorf("%s: merged shard %d is %s", file, i+1, s.Dir)
+		}
+	}
+}
+
+// runStep runs one CI step's script with bash -e, as the engines do, in
+// dir, for shard, with ciexample.TestOverrides and env in its environment,
+// and returns its exit code and output.
+func runStep(t *testing.T, dir string, s ciexample.Script, shard int, env []string) (int, string) {
+	t.Helper()
+	return run(t, stepCommand(t, dir, s, shard, env))
+}
+
+func stepCommand(t *testing.T, dir string, s ciexample.Script, shard int, env []string) *exec.Cmd {
+	t.Helper()
+	script, err := s.Shell(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-e", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ZSWAPRACE_ROOT="+root)
+	for k, v := range ciexample.TestOverrides {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(append(cmd.Env, s.Env(shard)...), env...)
+	t.Logf("%s, job %s, shard %d: %s", s.File, s.Job, shard, script)
+	return cmd
+}
+
+// run runs cmd and returns its exit code (-1 if it could not start) and
+// output; it may run outside the test's goroutine.
+func run(t *testing.T, cmd *exec.Cmd) (int, string) {
+	out, err := cmd.CombinedOutput()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Errorf("%s: %v", cmd, err)
+		return -1, string(out)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// runShards runs the examples' compare steps at once, step i as shard
+// i+1, in work, and returns their output directories. With the test's
+// overrides each is a one-run fixed-design comparison of 45-s runs: a
+// widened unpatched run often fails within that, so the pooled p-value is
+// usually not the trivial 1.
+func runShards(t *testing.T, work string, steps []ciexample.Script) []string {
+	t.Helper()
+	dirs := make([]string, len(steps))
+	type result struct {
+		code int
+		out  string
+	}
+	results := make([]result, len(steps))
 	var wg sync.WaitGroup
-	for i := range n {
-		dirs[i] = filepath.Join(t.TempDir(), "shard")
+	for i, s := range steps {
+		dirs[i] = filepath.Join(work, s.Out(i+1, ciexample.TestOverrides))
+		cmd := stepCommand(t, work, s, i+1, nil)
 		wg.Go(func() {
-			cmd := exec.Command(harnessBin, "compare", "--kernels", kernels, "--runs", "1", "--duration", "45s", "--jobs", "1", "--out", dirs[i])
-			cmd.Dir = root
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			results[i] = result{cmd.ProcessState.ExitCode(), stderr.String(), err}
-			if _, ok := err.(*exec.ExitError); ok {
-				results[i].err = nil
-			}
+			code, out := run(t, cmd)
+			results[i] = result{code, out}
 		})
 	}
 	wg.Wait()
 	for i, r := range results {
-		t.Logf("shard %d: exit %d\n%s", i+1, r.code, tail(r.stderr, 15))
-		if r.err != nil || r.code > 2 {
-			t.Fatalf("shard %d: compare --kernels failed (exit %d, %v)", i+1, r.code, r.err)
+		t.Logf("shard %d (%s): exit %d\n%s", i+1, steps[i].File, r.code, tail(r.out, 15))
+		if r.code != 0 {
+			t.Fatalf("shard %d: the %s compare step failed (exit %d)", i+1, steps[i].File, r.code)
 		}
-		if !strings.Contains(r.stderr, "nothing to build") || strings.Contains(r.stderr, "building") {
+		if !strings.Contains(r.out, "nothing to build") || strings.Contains(r.out, "building") {
 			t.Errorf("shard %d did not take its kernels from the directory", i+1)
 		}
 	}
@@ -130,6 +244,9 @@ func readReport(t *testing.T, dir string) report.Report {
 	var r report.Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("%s/report.json: %v", dir, err)
+	}
+	if err := schematest.Validate(b); err != nil {
+		t.Errorf("%s/report.json does not match docs/report.schema.json: %v", dir, err)
 	}
 	return r
 }

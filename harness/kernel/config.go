@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,6 +45,10 @@ func ParseConfig(text string) ([]Option, error) {
 type Fragment struct {
 	Name    string
 	Options []Option
+	// Path and SHA256 are the file it was read from and its sha256, for
+	// the record (the options alone make the image's cache key).
+	Path   string
+	SHA256 string
 }
 
 // LoadFragments reads kconfig fragments by name (without .config) from dir.
@@ -58,7 +64,8 @@ func LoadFragments(dir string, names []string) ([]Fragment, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config fragment %s: %w", path, err)
 		}
-		frags = append(frags, Fragment{Name: name, Options: opts})
+		sum := sha256.Sum256(b)
+		frags = append(frags, Fragment{Name: name, Options: opts, Path: path, SHA256: hex.EncodeToString(sum[:])})
 	}
 	return frags, nil
 }

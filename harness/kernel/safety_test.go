@@ -181,11 +181,7 @@ func TestUnpackOnceConcurrent(t *testing.T) {
 func TestCachedImageValidated(t *testing.T) {
 	cacheDir := t.TempDir()
 	tr := t.TempDir()
-	os.MkdirAll(filepath.Join(tr, "o", "arch", "x86", "boot"), 0o755)
-	kern := make([]byte, 4096)
-	copy(kern[0x202:], "HdrS")
-	os.WriteFile(filepath.Join(tr, "o", "arch", "x86", "boot", "bzImage"), kern, 0o644)
-	os.WriteFile(filepath.Join(tr, "o", ".config"), []byte("CONFIG_A=y\n"), 0o644)
+	kern := fakeBuiltTree(t, tr)
 	plan := &Plan{Cache: cacheDir}
 	imgDir := filepath.Join(cacheDir, "images", "k")
 	os.MkdirAll(filepath.Dir(imgDir), 0o755)

@@ -28,6 +28,8 @@ type Source struct {
 	Spec string // as the user gave it
 	Dir  string // tree root
 	ID   string // identity for cache keys
+	// Version is exactly which source it is, for the record.
+	Version SourceVersion
 }
 
 // CheckTools fails, as a host problem, when a tool the kernel build needs is
@@ -114,7 +116,7 @@ func Resolve(ctx context.Context, spec, cacheDir string, say func(string)) (*Sou
 	if err != nil {
 		return nil, fault.New(fault.Infra, "source "+dir, err)
 	}
-	return &Source{Spec: spec, Dir: dir, ID: id}, nil
+	return &Source{Spec: spec, Dir: dir, ID: id, Version: SourceVersion{Kernel: MakefileVersion(dir), Commit: treeCommit(ctx, dir)}}, nil
 }
 
 func isKernelTree(dir string) bool {
@@ -147,12 +149,12 @@ func debianSource(ctx context.Context, spec, cacheDir string, say func(string)) 
 			return nil, &fault.Error{Kind: fault.Infra, Op: "apt-get install " + pkg, Err: err, Detail: tail(string(out), 20)}
 		}
 	}
-	pv, _ := exec.CommandContext(ctx, "dpkg-query", "-W", "-f=${Version}", pkg).Output()
+	pv := PackageVersion(ctx, pkg)
 	st, err := os.Stat(tarball)
 	if err != nil {
 		return nil, fault.New(fault.Infra, "source "+spec, err)
 	}
-	id := fmt.Sprintf("debian-%s-%s-%d", ver, strings.TrimSpace(string(pv)), st.Size())
+	id := fmt.Sprintf("debian-%s-%s-%d", ver, pv, st.Size())
 	dir := filepath.Join(cacheDir, "src", id)
 	if err := unpackOnce(dir, say, func(tmp string) error {
 		say(fmt.Sprintf("unpacking %s into %s", tarball, dir))
@@ -164,7 +166,8 @@ func debianSource(ctx context.Context, spec, cacheDir string, say func(string)) 
 	}); err != nil {
 		return nil, err
 	}
-	return &Source{Spec: spec, Dir: filepath.Join(dir, pkg), ID: id}, nil
+	tree := filepath.Join(dir, pkg)
+	return &Source{Spec: spec, Dir: tree, ID: id, Version: SourceVersion{Package: pv, Kernel: MakefileVersion(tree)}}, nil
 }
 
 func gitSource(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
@@ -195,7 +198,7 @@ func gitSource(ctx context.Context, spec, cacheDir string, say func(string)) (*S
 	if !isKernelTree(dir) {
 		return nil, fault.Newf(fault.Usage, "source", "%s at %s is not a kernel source tree", repo, rev)
 	}
-	return &Source{Spec: spec, Dir: dir, ID: id}, nil
+	return &Source{Spec: spec, Dir: dir, ID: id, Version: SourceVersion{Kernel: MakefileVersion(dir), Commit: commit}}, nil
 }
 
 // unpackOnce fills dir through fill(tmp) and a rename, so an interrupted

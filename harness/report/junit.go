@@ -65,7 +65,8 @@ type junitResult struct {
 // point of that kernel, not a failure, and the verdict case already judges
 // the patched kernel's runs. Runs that count for nothing (no writeback,
 // interrupted, OOM, boot failures and infra errors) are skipped with the
-// reason; the verdict weighs the boot failures.
+// reason; the verdict weighs the boot failures. The TAP tests of an
+// external workload are test cases too (junitTAPCases).
 func WriteJUnit(path string, r *Report) error {
 	data, err := xml.MarshalIndent(junitFrom(r), "", "  ")
 	if err != nil {
@@ -102,18 +103,19 @@ func junitFrom(r *Report) junitSuites {
 		}
 		var suiteTime float64
 		for _, run := range v.RunDetails {
-			c := junitCaseFrom(tool, v.Name, run)
-			s.Tests++
-			switch {
-			case c.Failure != nil:
-				s.Failures++
-			case c.Error != nil:
-				s.Errors++
-			case c.Skipped != nil:
-				s.Skipped++
+			for _, c := range append([]junitCase{junitCaseFrom(tool, v.Name, run)}, junitTAPCases(tool, v.Name, run)...) {
+				s.Tests++
+				switch {
+				case c.Failure != nil:
+					s.Failures++
+				case c.Error != nil:
+					s.Errors++
+				case c.Skipped != nil:
+					s.Skipped++
+				}
+				s.Cases = append(s.Cases, c)
 			}
 			suiteTime += run.BootSeconds + run.StressSeconds
-			s.Cases = append(s.Cases, c)
 		}
 		s.Time = junitTime(suiteTime)
 		total += suiteTime
@@ -158,6 +160,8 @@ func junitCaseFrom(tool, variant string, run Run) junitCase {
 		message = firstLine(run.Error, firstOr(run.CrashTitles, "kernel WARNING"))
 	case OutcomeWorkloadFailed:
 		message = firstLine(run.Error, "the workload failed")
+	case OutcomeHealth, OutcomeLeak:
+		message = string(run.Outcome) + ": " + firstLine(run.Error, firstOr(run.CrashTitles, "the kernel failed the health check after the workload"))
 	case OutcomeClean:
 	case OutcomeNoWriteback:
 		message, skip = "zswap wrote nothing back, so the run proves nothing; not counted", true
@@ -269,6 +273,9 @@ func runDetail(run Run) string {
 	}
 	if run.Error != "" {
 		fmt.Fprintf(&b, "%s\n", strings.TrimRight(run.Error, "\n"))
+	}
+	if run.Health != nil {
+		fmt.Fprintf(&b, "Health: %s\n", run.Health.Summary())
 	}
 	if run.ConsoleLog != "" {
 		fmt.Fprintf(&b, "Console log: %s\n", run.ConsoleLog)

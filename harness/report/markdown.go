@@ -33,6 +33,7 @@ func markdown(r *Report) string {
 	rows := comparisonRows(r)
 	b.WriteString("\n## Comparison\n\n")
 	writeMarkdownTable(&b, rows[0], rows[1:])
+	writeSurvivalSection(&b, r)
 
 	b.WriteString("\n## Runs\n\n")
 	header := []string{"run", "outcome", "accel", "boot", "stress", "pages verified", "written back", "corruptions", "first failure", "what happened"}

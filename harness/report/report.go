@@ -105,6 +105,9 @@ type Run struct {
 	// Workload is how the external workload ended, for runs of one that
 	// finished (nil for the harness's own stress workers).
 	Workload *WorkloadResult `json:"workload,omitempty"`
+	// Health is what the health check after the workload found (see
+	// health.go); nil when it did not run.
+	Health *Health `json:"health,omitempty"`
 
 	// Set by Aggregate. CountedAs is what the run's failure counts as in
 	// the comparison ("race" or "other"; null for no failure).
@@ -143,7 +146,7 @@ func (r *Run) throughput() {
 // event.
 func (r Run) Failed() bool {
 	switch r.Outcome {
-	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed:
+	case OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed, OutcomeHealth, OutcomeLeak:
 		return true
 	}
 	return false
@@ -156,7 +159,7 @@ func (r Run) Failed() bool {
 // writeback, out of memory, boot failure, infra error, unknown outcome).
 func (r Run) Exposure() float64 {
 	switch r.Outcome {
-	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed:
+	case OutcomeClean, OutcomeCorruption, OutcomeCrash, OutcomeHang, OutcomeWarning, OutcomeWorkloadFailed, OutcomeHealth, OutcomeLeak:
 		return r.StressSeconds
 	case OutcomeInterrupted:
 		if r.WrittenBackPages > 0 {
@@ -202,6 +205,10 @@ type Variant struct {
 	// WorkloadFailures counts runs whose external workload failed (race
 	// failures, in Failures too).
 	WorkloadFailures int `json:"workload_failed_runs"`
+	// HealthFailures and Leaks count runs that failed the health check
+	// after the workload (outcomes health and leak).
+	HealthFailures int `json:"health_failures"`
+	Leaks          int `json:"leak_runs"`
 	// OOMSeconds is the stress time of the OOM runs (not in Exposure).
 	OOMSeconds float64 `json:"oom_seconds"`
 	// PagesPerSec and WrittenBackPerSec are medians over the runs that
@@ -236,7 +243,7 @@ func (v Variant) Exposure() float64 {
 
 // SchemaVersion is the version of report.json's layout (see
 // docs/report-json.md); it changes when a field changes meaning or goes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Report is everything one comparison found.
 type Report struct {
@@ -289,6 +296,9 @@ type Report struct {
 	// Expect is the verdict junit.xml's "verdict" test case asks for
 	// (compare --expect); empty means fixed.
 	Expect string `json:"expect,omitempty"`
+	// Provenance is what the report was made with (in a merged report,
+	// the first shard's; each shard keeps its own in Shards).
+	Provenance *Provenance `json:"provenance"`
 }
 
 // Guest is how every guest of a comparison was set up: runs pooled from
@@ -315,6 +325,8 @@ type Shard struct {
 	Accel    string    `json:"accel"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+	// Provenance is the shard's own.
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // Aggregate sums runs into a Variant, classifying each run's failure with
@@ -395,6 +407,10 @@ func Aggregate(name, kernel string, runs []Run, sig Signature) Variant {
 			v.Warnings++
 		case OutcomeWorkloadFailed:
 			v.WorkloadFailures++
+		case OutcomeHealth:
+			v.HealthFailures++
+		case OutcomeLeak:
+			v.Leaks++
 		case OutcomeClean, OutcomeInterrupted:
 		default:
 			v.InfraErrors++

@@ -192,7 +192,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, &got); diff != "" {
 		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
 	}
-	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"schema_version": 2`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
+	for _, key := range []string{`"verdict": "inconclusive"`, `"needed_clean_seconds": 177.06`, `"schema_version": 3`, `"started": "2025-03-01T10:00:00Z"`, `"no_writeback_runs": 1`} {
 		if !strings.Contains(string(data), key) {
 			t.Errorf("report.json lacks %s", key)
 		}
@@ -332,6 +332,8 @@ func TestJUnitOutcomes(t *testing.T) {
 		{OutcomeCrash, ""},
 		{OutcomeHang, ""},
 		{OutcomeWarning, ""},
+		{OutcomeHealth, ""},
+		{OutcomeLeak, ""},
 		{OutcomeBootFailure, "skipped"},
 		{OutcomeInfraError, "skipped"},
 		{OutcomeOOM, "skipped"},
@@ -478,7 +480,7 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if diff := cmp.Diff([]string{JUnitFile, JSONFile, MarkdownFile}, names); diff != "" {
+	if diff := cmp.Diff([]string{JUnitFile, JSONFile, MarkdownFile, SurvivalFile}, names); diff != "" {
 		t.Errorf("directory contents (-want +got):\n%s", diff)
 	}
 }
@@ -521,7 +523,7 @@ func TestWriteAllCreatesDir(t *testing.T) {
 	if err := WriteAll(dir, sampleReport()); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{JSONFile, JUnitFile, MarkdownFile} {
+	for _, name := range []string{JSONFile, JUnitFile, MarkdownFile, SurvivalFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("%s not written: %v", name, err)
 		}

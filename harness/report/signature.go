@@ -54,6 +54,24 @@ func (s Signature) Classify(r Run) FailureClass {
 	if !r.Failed() {
 		return ""
 	}
+	if isHealth(r.Outcome) {
+		// Never learned: only a signature that names it makes a health
+		// failure the race's.
+		counted := 0
+		for _, k := range healthReports(r) {
+			if s.ignored(k) {
+				continue
+			}
+			counted++
+			if s.matches(k) {
+				return RaceFailure
+			}
+		}
+		if counted == 0 {
+			return "" // --ignore named every one
+		}
+		return OtherFailure
+	}
 	reports := s.counted(r)
 	if len(reports) == 0 {
 		return "" // every report was ignored

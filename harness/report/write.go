@@ -17,7 +17,7 @@ const (
 	MarkdownFile = "summary.md"
 )
 
-// WriteAll writes report.json, junit.xml and summary.md into dir, creating
+// WriteAll writes report.json, junit.xml, summary.md and survival.svg into dir, creating
 // dir if needed. It tries every file and returns all the errors together;
 // each file is either complete or absent (or as it was before).
 func WriteAll(dir string, r *Report) error {
@@ -28,6 +28,7 @@ func WriteAll(dir string, r *Report) error {
 		WriteJSON(filepath.Join(dir, JSONFile), r),
 		WriteJUnit(filepath.Join(dir, JUnitFile), r),
 		WriteMarkdown(filepath.Join(dir, MarkdownFile), r),
+		WriteSurvivalSVG(filepath.Join(dir, SurvivalFile), r),
 	)
 }
 

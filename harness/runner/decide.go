@@ -37,6 +37,12 @@ type observed struct {
 	crashAt     float64 // host seconds at the first crash line; 0 if none seen live
 	warnAt      float64 // host seconds at the first WARNING; 0 if none seen live
 	qemuStderr  string
+	// The health check after the workload (see health.go).
+	healthStarted bool
+	healthHung    bool                // no heartbeat, or past its limit
+	health        *proto.HealthResult // its result, if it finished
+	healthErr     error               // or why it did not
+	tolerance     int64               // leak tolerance, pages
 }
 
 // decide turns what was observed into the run's outcome. Kernel failures
@@ -197,7 +203,49 @@ func decide(o observed) report.Run {
 	default:
 		r.Outcome = report.OutcomeClean
 	}
+	applyHealth(&r, o)
 	return r
+}
+
+// applyHealth records the health check and, for a run that was otherwise
+// clean (or only proved nothing about the race), makes its failure the
+// run's outcome: a kernel that did not come back whole failed. A run that
+// already failed, ran out of memory or was interrupted keeps its outcome.
+func applyHealth(r *report.Run, o observed) {
+	if !o.healthStarted {
+		return
+	}
+	open := r.Outcome == report.OutcomeClean || r.Outcome == report.OutcomeNoWriteback
+	fail := func(out report.Outcome, titles []string, msg string) {
+		if !open {
+			return
+		}
+		r.Outcome, r.Error = out, msg
+		r.CrashTitles = append(r.CrashTitles, titles...)
+		at := r.StressSeconds
+		r.FirstFailureSeconds = &at
+	}
+	switch {
+	case o.health != nil:
+		h, out, titles, msg := judgeHealth(*o.health, o.tolerance)
+		r.Health = h
+		if out != "" {
+			fail(out, titles, msg)
+		}
+	case o.healthHung:
+		r.Health = &report.Health{LeakTolerancePages: o.tolerance, Error: "did not finish"}
+		fail(report.OutcomeHang, []string{report.TitleSwapoffHang},
+			"the health check after the workload (swapoff, then the stuck-task scan) did not finish in time\n"+console.Tail(o.log, 40))
+	case o.healthErr != nil:
+		r.Health = &report.Health{LeakTolerancePages: o.tolerance, Error: o.healthErr.Error()}
+		var ae *vm.AgentError
+		if open && !errors.As(o.healthErr, &ae) && !o.interrupted {
+			// Not the agent refusing: the guest went away during the check
+			// with nothing on the console.
+			r.Outcome = report.OutcomeInfraError
+			r.Error = fmt.Sprintf("lost the guest during the health check with no crash on the console (%v); QMP events %v", o.healthErr, o.events)
+		}
+	}
 }
 
 // outputTailMax is the size of the output tail the agent keeps

@@ -32,6 +32,9 @@ type fakeMachine struct {
 	// sends messages through onMsg and returns what Command returns; the
 	// result, if any, goes into result. ctx is the command's context.
 	workload func(ctx context.Context, f *fakeMachine, onMsg func(proto.Message), result any) error
+	// health plays the health command the same way; nil: the agent does
+	// not know it.
+	health func(ctx context.Context, f *fakeMachine, onMsg func(proto.Message), result any) error
 
 	mu       sync.Mutex
 	console  []byte
@@ -109,6 +112,13 @@ func (f *fakeMachine) Command(ctx context.Context, name string, body any, onMsg 
 			onMsg = func(proto.Message) {}
 		}
 		return f.workload(ctx, f, onMsg, result)
+	case proto.CmdHealth:
+		if f.health != nil {
+			if onMsg == nil {
+				onMsg = func(proto.Message) {}
+			}
+			return f.health(ctx, f, onMsg, result)
+		}
 	}
 	return fmt.Errorf("fake agent: unknown command %q", name)
 }

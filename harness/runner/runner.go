@@ -5,6 +5,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ type Spec struct {
 	// crash line, so the whole oops is captured.
 	CrashGrace time.Duration
 	Say        func(string)
+	// Health, if set, runs the health check after a workload that
+	// finished (README, "Kernel health").
+	Health *HealthSpec
 	// OnStart, if set, is called with the machine once the agent is up (tests
 	// use it to kill QEMU or freeze the guest mid-run).
 	OnStart func(*vm.Machine)
@@ -114,6 +118,13 @@ type watch struct {
 	exec      proto.ExecResult
 	cmdErr    error
 	finished  bool
+	// The health check after the workload: started, finished with its
+	// result or error, or hung (no heartbeat, or past its limit).
+	healthStarted  bool
+	healthFinished bool
+	healthHung     bool
+	healthErr      error
+	health         proto.HealthResult
 }
 
 func (w *watch) run(ctx context.Context) report.Run {
@@ -133,6 +144,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	defer cancel()
 	beat := make(chan struct{}, 1)
 	done := make(chan error, 1)
+	healthDone := make(chan error, 1)
 	w.start = time.Now()
 	w.offset = w.m.ConsoleLen()
 	reports := w.m.ConsoleReports(cmdCtx)
@@ -171,7 +183,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 		select {
 		case <-beat:
 			hang.Reset(hangAfter)
-			if time.Since(lastSay) > 15*time.Second {
+			if !w.healthStarted && time.Since(lastSay) > 15*time.Second {
 				lastSay = time.Now()
 				w.sayProgress()
 			}
@@ -180,6 +192,27 @@ func (w *watch) run(ctx context.Context) report.Run {
 			if graceC == nil && err != nil {
 				// The command broke: most likely the kernel died. Let the
 				// console catch up before reading it.
+				graceC = time.After(grace)
+				continue
+			}
+			if err == nil && graceC == nil && w.spec.Health != nil && ctx.Err() == nil {
+				// The workload is over and the kernel lives: did it come
+				// back whole? The console is still watched.
+				w.healthStarted = true
+				go w.runHealth(cmdCtx, w.spec.Health.request(scale), beat, healthDone)
+				hang.Reset(hangAfter)
+				swapMiB := w.spec.VM.SwapMiB
+				if swapMiB <= 0 {
+					swapMiB = vm.DefaultSwapMiB
+				}
+				limit = w.spec.Health.limit(scale, swapMiB, 2*hangAfter)
+				overdue.Reset(limit)
+				continue
+			}
+			waiting = false
+		case err := <-healthDone:
+			w.healthErr, w.healthFinished = err, true
+			if graceC == nil && err != nil {
 				graceC = time.After(grace)
 				continue
 			}
@@ -197,12 +230,22 @@ func (w *watch) run(ctx context.Context) report.Run {
 		case <-graceC:
 			waiting = false
 		case <-hang.C:
-			w.hung = true
-			w.spec.say("no heartbeat from the agent for %s: hang", hangAfter)
+			if w.healthStarted {
+				w.healthHung = true
+				w.spec.say("no heartbeat from the agent for %s during the health check: hang", hangAfter)
+			} else {
+				w.hung = true
+				w.spec.say("no heartbeat from the agent for %s: hang", hangAfter)
+			}
 			waiting = false
 		case <-overdue.C:
-			w.hung, w.overdue = true, true
-			w.spec.say("the workload has not finished %s after it was started: hang", limit)
+			if w.healthStarted {
+				w.healthHung = true
+				w.spec.say("the health check has not finished %s after it was started: hang", limit)
+			} else {
+				w.hung, w.overdue = true, true
+				w.spec.say("the workload has not finished %s after it was started: hang", limit)
+			}
 			waiting = false
 		case <-exitedC:
 			exitedC = nil
@@ -217,7 +260,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	// Stop the guest (in order after a clean finish: the agent reboots it,
 	// which ends QEMU), so the console is complete, and let the command
 	// goroutine finish before its results are read.
-	if w.finished && w.cmdErr == nil {
+	if w.finished && w.cmdErr == nil && (!w.healthStarted || w.healthFinished && w.healthErr == nil) {
 		w.m.Close()
 	} else {
 		w.m.Kill()
@@ -226,6 +269,12 @@ func (w *watch) run(ctx context.Context) report.Run {
 	if !w.finished {
 		select {
 		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	if w.healthStarted && !w.healthFinished {
+		select {
+		case <-healthDone:
 		case <-time.After(10 * time.Second):
 		}
 	}
@@ -355,6 +404,21 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		last: w.last, byClass: w.byClass, examples: w.examples,
 		hung: w.hung, overdue: w.overdue, interrupted: ctx.Err() != nil,
 		elapsed: time.Since(w.start).Seconds(), qemuStderr: w.m.Stderr(),
+		healthStarted: w.healthStarted, healthHung: w.healthHung && !w.healthFinished,
+	}
+	if w.healthStarted && !w.healthFinished && !w.healthHung {
+		o.healthErr = errors.New("the run ended during the health check")
+	}
+	if w.healthStarted && w.healthFinished {
+		if w.healthErr != nil {
+			o.healthErr = w.healthErr
+		} else {
+			h := w.health
+			o.health = &h
+		}
+	}
+	if w.spec.Health != nil {
+		o.tolerance = w.spec.Health.LeakTolerancePages
 	}
 	if w.crashSeen {
 		o.crashAt = max(w.crashAt.Seconds(), 1e-9)
@@ -363,4 +427,20 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		o.warnAt = w.warnAt.Seconds()
 	}
 	return decide(o)
+}
+
+// runHealth runs the health check; its heartbeats feed the hang timer.
+func (w *watch) runHealth(ctx context.Context, req proto.HealthRequest, beat chan<- struct{}, done chan<- error) {
+	w.spec.say("health check: swapoff, zswap, memory, stuck tasks")
+	var res proto.HealthResult
+	err := w.m.Command(ctx, proto.CmdHealth, req, func(proto.Message) {
+		select {
+		case beat <- struct{}{}:
+		default:
+		}
+	}, &res)
+	w.mu.Lock()
+	w.health = res
+	w.mu.Unlock()
+	done <- err
 }
