@@ -21,6 +21,7 @@ type buildFlags struct {
 	widen  bool
 	kasan  bool
 	kcsan  bool
+	debug  bool // kconfigs/mmdebug.config
 	jobs   int
 }
 
@@ -30,6 +31,7 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&b.widen, "widen", false, "apply patches/zswap-writeback-delay.patch to both variants (race-window instrumentation)")
 	fs.BoolVar(&b.kasan, "kasan", false, "add kconfigs/kasan.config (slower, catches use-after-free directly)")
 	fs.BoolVar(&b.kcsan, "kcsan", false, "add kconfigs/kcsan.config: KCSAN's watchpoint stalls widen every race window, no race-specific patch (see --kcsan-udelay)")
+	fs.BoolVar(&b.debug, "debug", false, "add kconfigs/mmdebug.config: DEBUG_VM, PAGE_OWNER (a leak's allocation stacks named in the health check), DEBUG_ATOMIC_SLEEP; slower")
 	fs.IntVar(&b.jobs, "build-jobs", runtime.NumCPU(), "make -j for the kernel builds (not VMs at once: that is --jobs)")
 }
 
@@ -83,6 +85,9 @@ func (b *buildFlags) fragments() ([]kernel.Fragment, error) {
 	}
 	if b.kcsan {
 		frags = append(frags, "kcsan")
+	}
+	if b.debug {
+		frags = append(frags, "mmdebug")
 	}
 	return kernel.LoadFragments(filepath.Join(root, "kconfigs"), frags)
 }

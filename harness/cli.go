@@ -157,7 +157,7 @@ var flagGroups = []struct {
 	title string
 	flags []string
 }{
-	{"Source and patch", []string{"source", "patch", "kasan", "build-jobs", "kernels", "kernel", "config", "variant", "export",
+	{"Source and patch", []string{"source", "patch", "kasan", "debug", "build-jobs", "kernels", "kernel", "config", "variant", "export",
 		"tree", "rev", "good", "bad", "log", "culprit", "unresolved"}},
 	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
 		"swing-low", "swing-high", "swing-period"}},

@@ -49,7 +49,8 @@ type manifest struct {
 	Widening string          `json:"widening"`
 	Kasan    bool            `json:"kasan"`
 	Kcsan    bool            `json:"kcsan,omitempty"`
-	Variants []exportedImage `json:"variants"` // unpatched, then patched
+	Debug    bool            `json:"debug,omitempty"` // kconfigs/mmdebug.config
+	Variants []exportedImage `json:"variants"`        // unpatched, then patched
 	// SourceVersion and ConfigFragments say exactly which source and
 	// config fragments the kernels were built from (absent from an export
 	// by an older harness), for report.json's provenance.
@@ -83,7 +84,7 @@ func exportKernels(dir string, b *built, bf buildFlags) error {
 	rf := defaultRunFlags()
 	m := manifest{SchemaVersion: manifestSchema, Tool: "zswaprace", Source: bf.source, Patch: b.patch.Path,
 		PatchFile: "patch.diff", PatchSHA256: sha256Hex(b.patch.Data), PatchDirection: string(b.direction),
-		Widen: bf.widen, Widening: widening(bf.widen, bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan,
+		Widen: bf.widen, Widening: widening(bf.widen, bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan, Debug: bf.debug,
 		SourceVersion: b.version, ConfigFragments: b.fragments}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, m.PatchFile), b.patch.Data); err != nil {
 		return fault.New(fault.Infra, "export", err)
@@ -254,7 +255,7 @@ func kernelsExclusive(fs *flag.FlagSet, dir string) error {
 	var clash []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "source", "patch", "widen", "kasan", "kcsan", "build-jobs":
+		case "source", "patch", "widen", "kasan", "kcsan", "debug", "build-jobs":
 			clash = append(clash, "--"+f.Name)
 		}
 	})
@@ -276,7 +277,7 @@ func kernelsOrBuild(ctx context.Context, bf *buildFlags, dir string, say func(st
 	if err != nil {
 		return nil, nil, err
 	}
-	bf.source, bf.patch, bf.widen, bf.kasan, bf.kcsan = m.Source, m.Patch, m.Widen, m.Kasan, m.Kcsan
+	bf.source, bf.patch, bf.widen, bf.kasan, bf.kcsan, bf.debug = m.Source, m.Patch, m.Widen, m.Kasan, m.Kcsan, m.Debug
 	say(fmt.Sprintf("kernels from %s, sha256 checked: unpatched %.12s…, patched %.12s…; nothing to build",
 		dir, b.unpatched.SHA256, b.patched.SHA256))
 	return b, m, nil
