@@ -44,16 +44,17 @@ type Server struct {
 	Health *HealthEnv
 
 	baseMu   sync.Mutex
-	baseline map[string]int64
+	baseline *Baseline
 }
 
-// takeBaseline records the memory baseline of the health check before a
-// workload starts.
-func (s *Server) takeBaseline() {
+// takeBaseline records the baseline of the health check before a
+// workload starts; beat is the host's heartbeat meanwhile (reading
+// page_owner can take a while).
+func (s *Server) takeBaseline(ctx context.Context, beat func()) {
 	if s.Health == nil {
 		return
 	}
-	b := s.Health.Snapshot()
+	b := s.Health.Snapshot(ctx, beat)
 	s.baseMu.Lock()
 	s.baseline = b
 	s.baseMu.Unlock()
@@ -203,7 +204,7 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("bad stress parameters: %w", err)
 		}
-		s.takeBaseline()
+		s.takeBaseline(ctx, baselineBeat(out))
 		return s.Stress(ctx, cfg, func(p stress.Progress) {
 			out.send(proto.Message{Type: proto.MsgProgress, Progress: &p})
 		})
@@ -218,7 +219,7 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		if s.DebugfsDir != "" && req.DebugfsDir == "" {
 			req.DebugfsDir, req.VmstatPath = s.DebugfsDir, s.VmstatPath
 		}
-		s.takeBaseline()
+		s.takeBaseline(ctx, baselineBeat(out))
 		return runExec(ctx, req, out)
 	case proto.CmdHealth:
 		var req proto.HealthRequest
@@ -243,6 +244,12 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 	default:
 		return nil, fmt.Errorf("unknown command %q; commands: ping, counters, stress, exec, health, shutdown", name)
 	}
+}
+
+// baselineBeat is the heartbeat while the baseline is taken: an empty
+// progress message (no stress time yet).
+func baselineBeat(out *lineWriter) func() {
+	return func() { out.send(proto.Message{Type: proto.MsgProgress, Progress: &stress.Progress{}}) }
 }
 
 func readBody(r io.Reader, v any) error {

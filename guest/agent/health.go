@@ -35,11 +35,27 @@ type HealthEnv struct {
 	DropCaches func()
 	// Tick is the interval of heartbeats and D-state scans (1 s if 0).
 	Tick time.Duration
+	// PageOwner is page_owner's file ("" or missing: not compared);
+	// PageOwnerDeadline bounds each read of it (proto.PageOwnerDeadlineSec
+	// if 0).
+	PageOwner         string
+	PageOwnerDeadline time.Duration
+}
+
+// Baseline is what the health check compares against, taken when the
+// workload starts: /proc/meminfo, and page_owner's pages by stack when
+// the kernel has it.
+type Baseline struct {
+	Meminfo   map[string]int64
+	pageOwner StackCounts
+	// PageOwner is what reading page_owner cost and found; nil without
+	// page_owner.
+	PageOwner *proto.PageOwnerSnapshot
 }
 
 // GuestHealth is the guest's own environment.
 func GuestHealth(debugfs string, swapoff func(context.Context, string) error) *HealthEnv {
-	return &HealthEnv{Proc: "/proc", Debugfs: debugfs, Swapoff: swapoff, DropCaches: dropCaches}
+	return &HealthEnv{Proc: "/proc", Debugfs: debugfs, Swapoff: swapoff, DropCaches: dropCaches, PageOwner: PageOwnerPath}
 }
 
 func dropCaches() {
@@ -47,14 +63,41 @@ func dropCaches() {
 	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
 }
 
-// Snapshot syncs, drops caches and reads /proc/meminfo: the baseline the
-// health check compares against.
-func (e *HealthEnv) Snapshot() map[string]int64 {
+// Snapshot takes the baseline the health check compares against: it
+// syncs, drops caches, reads page_owner if the kernel has it (calling beat
+// every tick meanwhile), then /proc/meminfo.
+func (e *HealthEnv) Snapshot(ctx context.Context, beat func()) *Baseline {
 	if e.DropCaches != nil {
 		e.DropCaches()
 	}
-	m, _ := ReadMeminfo(filepath.Join(e.Proc, "meminfo"))
-	return m
+	b := &Baseline{}
+	b.pageOwner, b.PageOwner = e.readPageOwner(ctx, beat)
+	b.Meminfo, _ = ReadMeminfo(filepath.Join(e.Proc, "meminfo"))
+	return b
+}
+
+// readPageOwner snapshots page_owner when the kernel has it (nil, nil
+// otherwise).
+func (e *HealthEnv) readPageOwner(ctx context.Context, beat func()) (StackCounts, *proto.PageOwnerSnapshot) {
+	if e.PageOwner == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(e.PageOwner); err != nil {
+		return nil, nil
+	}
+	d := e.PageOwnerDeadline
+	if d <= 0 {
+		d = proto.PageOwnerDeadlineSec * time.Second
+	}
+	c, s := SnapshotPageOwner(ctx, e.PageOwner, d, e.tick(), beat)
+	return c, &s
+}
+
+func (e *HealthEnv) tick() time.Duration {
+	if e.Tick <= 0 {
+		return time.Second
+	}
+	return e.Tick
 }
 
 // ReadMeminfo reads /proc/meminfo into kB figures by field name.
@@ -113,14 +156,15 @@ func ReadSwaps(path string) ([]SwapDevice, error) {
 // Check runs the health check: swapoff every swap device within its
 // deadline, read zswap's counters and memory again, then look for tasks
 // in D state and locked pages for req.StuckSec. beat is called at every
-// tick, the host's heartbeat. baseline may be nil.
-func (e *HealthEnv) Check(ctx context.Context, req proto.HealthRequest, baseline map[string]int64, beat func()) (proto.HealthResult, error) {
+// tick, the host's heartbeat. base may be nil. With page_owner, the
+// pages by stack are compared with the baseline's after memory is read.
+func (e *HealthEnv) Check(ctx context.Context, req proto.HealthRequest, base *Baseline, beat func()) (proto.HealthResult, error) {
 	start := time.Now()
-	tick := e.Tick
-	if tick <= 0 {
-		tick = time.Second
+	tick := e.tick()
+	res := proto.HealthResult{ZswapStoredPages: -1, ZswapPoolBytes: -1, LockedPages: -1, Swapoff: []proto.Swapoff{}}
+	if base != nil {
+		res.Baseline = base.Meminfo
 	}
-	res := proto.HealthResult{Baseline: baseline, ZswapStoredPages: -1, ZswapPoolBytes: -1, LockedPages: -1, Swapoff: []proto.Swapoff{}}
 	if e.DropCaches != nil {
 		e.DropCaches()
 	}
@@ -143,6 +187,9 @@ func (e *HealthEnv) Check(ctx context.Context, req proto.HealthRequest, baseline
 		e.DropCaches()
 	}
 	res.After, _ = ReadMeminfo(filepath.Join(e.Proc, "meminfo"))
+	if base != nil && base.PageOwner != nil {
+		res.PageOwner = e.comparePageOwner(ctx, base, beat)
+	}
 
 	// Stuck: in D state at every scan over StuckSec; locked at both ends.
 	stuck := dTasks(e.Proc)
@@ -178,6 +225,22 @@ func (e *HealthEnv) Check(ctx context.Context, req proto.HealthRequest, baseline
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// comparePageOwner reads page_owner again and compares it with the
+// baseline's: both must be complete for the stacks to be compared.
+func (e *HealthEnv) comparePageOwner(ctx context.Context, base *Baseline, beat func()) *proto.PageOwnerDiff {
+	d := &proto.PageOwnerDiff{Baseline: *base.PageOwner}
+	after, snap := e.readPageOwner(ctx, beat)
+	if snap == nil {
+		d.After.Error = "page_owner is gone"
+		return d
+	}
+	d.After = *snap
+	if d.Baseline.Complete && d.After.Complete {
+		d.Grown, d.GrownPages, d.Callers = DiffPageOwner(base.pageOwner, after, proto.MaxGrownStacks)
+	}
+	return d
 }
 
 // swapoff turns swap off on one device within its deadline, beating

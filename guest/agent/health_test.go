@@ -99,7 +99,7 @@ func TestCheckHealthy(t *testing.T) {
 	e := &HealthEnv{Proc: proc, Debugfs: dbg, Tick: 50 * time.Millisecond, DropCaches: func() { drops++ },
 		Swapoff: func(_ context.Context, dev string) error { off = append(off, dev); return nil }}
 	base := map[string]int64{"MemFree": 181000}
-	res, err := e.Check(context.Background(), req, base, func() {})
+	res, err := e.Check(context.Background(), req, &Baseline{Meminfo: base}, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
