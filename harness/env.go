@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"zswaprace/guest/proto"
 	"zswaprace/harness/initramfs"
@@ -70,12 +73,49 @@ func (e *env) spec(variant string, index int, img bootImage, sub string) runner.
 	return runner.Spec{
 		Variant: variant, Index: index, Config: img.Config, Keys: e.keys, Say: e.say,
 		VM: vm.Config{QEMU: f.qemu, Kernel: img.Kernel, Initrd: e.initrd, MemMiB: f.mem, CPUs: f.cpus,
-			SwapMiB: f.swapMiB, Cmdline: f.kernelCmdline(img.Widen), Dir: filepath.Join(e.dir, sub), Accel: f.accel},
+			SwapMiB: f.swapMiB, Cmdline: bootCmdline(f, img), Dir: filepath.Join(e.dir, sub), Accel: f.accel},
 		Stress:    f.stressConfig(),
 		Exec:      e.exec,
 		HangAfter: f.hangAfter,
 		Health:    f.healthSpec(),
+		PageOwner: hasPageOwner(img.Config),
 	}
+}
+
+// bootCmdline is img's kernel command line: the flags' (zswap's set-up,
+// the instrumentation delay), and page_owner=on for a kernel built with
+// CONFIG_PAGE_OWNER (--debug), whose page_owner is off unless asked for.
+// It goes before the user's --cmdline, which can still turn it off (the
+// last page_owner= wins).
+func bootCmdline(f *runFlags, img bootImage) []string {
+	c := f.kernelCmdline(img.Widen)
+	if hasPageOwner(img.Config) {
+		user := len(strings.Fields(f.cmdline))
+		c = slices.Insert(c, len(c)-user, pageOwnerParam)
+	}
+	return c
+}
+
+const pageOwnerParam = "page_owner=on"
+
+// hasPageOwner says whether the .config at path has CONFIG_PAGE_OWNER=y
+// (false for no config, or one that cannot be read).
+func hasPageOwner(config string) bool {
+	return config != "" && configHas(config, "CONFIG_PAGE_OWNER")
+}
+
+// configHas says whether the .config at path sets option to y.
+func configHas(path, option string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) == option+"=y" {
+			return true
+		}
+	}
+	return false
 }
 
 // run boots img once as run index of variant, stopping at the first

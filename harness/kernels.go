@@ -107,7 +107,7 @@ func exportKernels(dir string, b *built, bf buildFlags) error {
 func exportImage(dir string, img *kernel.Image, rf runFlags) (exportedImage, error) {
 	e := exportedImage{Name: img.Variant, Kernel: filepath.Join(img.Variant, "bzImage"),
 		Config: filepath.Join(img.Variant, "config"), Key: img.Key, Boot: img.Boot,
-		Cmdline: strings.Join(rf.kernelCmdline(img.Boot.Widening == kernel.WidenDelay), " ")}
+		Cmdline: strings.Join(bootCmdline(&rf, bootOf(img)), " ")}
 	var err error
 	if e.KernelSHA256, err = copyChecked(img.Kernel, filepath.Join(dir, e.Kernel)); err != nil {
 		return e, err

@@ -57,6 +57,14 @@ func cmdRun(ctx context.Context, args []string) int {
 		printErr(err)
 		return exitError
 	}
+	if built && img.Config == "" {
+		// The harness built it: its .config is beside it (the cache's
+		// image directory, or an export's variant directory).
+		c := filepath.Join(filepath.Dir(*kernelPath), "config")
+		if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
+			img.Config = c
+		}
+	}
 	if built && boot.Widening == kernel.WidenDelay && !img.Widen {
 		img.Widen = true
 		p.Say(fmt.Sprintf("the kernel carries the race-window instrumentation (its image.json says so): zswap.writeback_delay_us=%d", rf.delay(true)))

@@ -81,3 +81,51 @@ func TestAggregateHealth(t *testing.T) {
 		t.Errorf("junit system-out lacks the health figures: %s", c.SystemOut)
 	}
 }
+
+// leakRunWithStacks is a leak run of a --debug kernel: page_owner named
+// the stacks that grew.
+func leakRunWithStacks(lost int64, pages ...int64) Run {
+	r := leakRun(lost)
+	r.Error = "5475 pages (21.4 MiB) did not come back after the workload; page_owner: allocated since the baseline 4100 pages from zbud_alloc < zswap_frontswap_store"
+	p := &PageOwner{BaselineSeconds: 3, AfterSeconds: 4, BaselinePages: 20000, AfterPages: 26000, AfterBytes: 8 << 20, Compared: true, GrownPages: 6000}
+	for _, n := range pages {
+		p.Stacks = append(p.Stacks, StackPages{Pages: n, Stack: []string{"zbud_alloc", "zswap_frontswap_store", "__frontswap_store", "swap_writepage", "pageout"}})
+	}
+	p.Callers = []StackPages{{Pages: 5800, Stack: []string{"zbud_alloc"}}, {Pages: 300, Stack: []string{"allocate_slab"}}}
+	r.Health.PageOwner = p
+	return r
+}
+
+// The stacks page_owner named reach the table (callers summed over the
+// leak runs), the run's JUnit case and summary.md's details; without them
+// the table has no such row.
+func TestLeakStacksReported(t *testing.T) {
+	clean := Run{Outcome: OutcomeClean, StressSeconds: 60, WrittenBackPages: 10, Health: &Health{LostPages: new(int64),
+		PageOwner: &PageOwner{Compared: true, GrownPages: 120}}}
+	pa := Aggregate("patched", "k", []Run{leakRunWithStacks(6000, 4100, 1700), leakRunWithStacks(5000, 3900)}, Signature{})
+	rep := &Report{Verdict: "regressed", Reason: "r", Variants: []Variant{Aggregate("unpatched", "k", []Run{clean}, Signature{}), pa}}
+	var b bytes.Buffer
+	Table(&b, rep)
+	if !regexp.MustCompile(`leaked pages by caller +- +zbud_alloc 11600 pages \(2 runs\), allocate_slab 600 pages \(2 runs\)`).MatchString(b.String()) {
+		t.Errorf("the table does not name the callers:\n%s", b.String())
+	}
+	c := junitCaseFrom("zswaprace", "patched", pa.RunDetails[0])
+	for _, want := range []string{"leak: 5475 pages (21.4 MiB) did not come back after the workload; page_owner: allocated since the baseline 4100 pages from zbud_alloc",
+		"Pages allocated since the baseline, by allocation stack (page_owner; 6000 pages more in all):\n  4100 pages:\n    zbud_alloc\n    zswap_frontswap_store\n",
+		"  1700 pages:\n", "  by caller (pages): zbud_alloc 5800, allocate_slab 300",
+		"page_owner read in 3.0 s at the baseline (20000 pages) and 4.0 s after (26000 pages, 8.0 MiB of text), 6000 pages more; grew most: 4100 pages from zbud_alloc < zswap_frontswap_store < __frontswap_store < swap_writepage; 1700 pages"} {
+		if !strings.Contains(c.SystemOut, want) {
+			t.Errorf("junit system-out lacks %q:\n%s", want, c.SystemOut)
+		}
+	}
+	md := markdown(rep)
+	if !strings.Contains(md, "### patched/run-0: leak") || !strings.Contains(md, "    swap_writepage\n") || !strings.Contains(md, "| leaked pages by caller | - | zbud_alloc 11600 pages (2 runs), allocate_slab 600 pages (2 runs) |") {
+		t.Errorf("summary.md lacks the stacks:\n%s", md)
+	}
+	// No stacks named: no row.
+	b.Reset()
+	Table(&b, &Report{Variants: []Variant{Aggregate("patched", "k", []Run{leakRun(6000), clean}, Signature{})}})
+	if strings.Contains(b.String(), "by caller") {
+		t.Errorf("a row for no stacks:\n%s", b.String())
+	}
+}

@@ -276,6 +276,7 @@ func runDetail(run Run) string {
 	}
 	if run.Health != nil {
 		fmt.Fprintf(&b, "Health: %s\n", run.Health.Summary())
+		b.WriteString(run.Health.PageOwner.Detail())
 	}
 	if run.ConsoleLog != "" {
 		fmt.Fprintf(&b, "Console log: %s\n", run.ConsoleLog)

@@ -36,6 +36,7 @@ func TestRealReportsMatchSchema(t *testing.T) {
 // as a merged report of a comparison with an external workload would.
 func fullReport() *report.Report {
 	f := func(v float64) *float64 { return &v }
+	i := func(v int64) *int64 { return &v }
 	race := report.RaceFailure
 	t0 := time.Date(2026, 11, 27, 17, 57, 34, 0, time.UTC)
 	prov := &report.Provenance{HarnessVersion: report.Nullable("13a4135-dirty"), HarnessCommit: report.Nullable(strings.Repeat("1", 40)),
@@ -53,7 +54,15 @@ func fullReport() *report.Report {
 		Counters: map[string]int64{"written_back_pages": 10},
 		Workload: &report.WorkloadResult{Command: "stress-ng", ExitCode: -1, Signal: "SIGKILL", TimedOut: false,
 			Tests: []tap.Result{{Number: 1, Name: "t", OK: false, Directive: "SKIP", Reason: "r"}}, TestsPlanned: 1},
-		CountedAs: &race, PagesPerSec: f(3.3), WrittenBackPerSec: f(0.3), Contended: true, Shard: 1, ShardIndex: 1}
+		CountedAs: &race, PagesPerSec: f(3.3), WrittenBackPerSec: f(0.3), Contended: true, Shard: 1, ShardIndex: 1,
+		Health: &report.Health{SwappedPages: 10, SwapoffOK: true, SwapoffSeconds: 0.2, SwapoffDeadlineSeconds: 130, SwapoffTimedOut: false, SwapoffError: "e",
+			ZswapStoredPages: i(0), ZswapPoolPages: i(0), LostPages: i(12649), LeakTolerancePages: 1024, MemFreeDropPages: i(13182),
+			Explained: map[string]int64{"lru": 21}, StuckTasks: []string{"1 x"}, LockedPages: i(0), Seconds: 9,
+			PageOwner: &report.PageOwner{BaselineSeconds: 4, AfterSeconds: 5, BaselinePages: 20000, AfterPages: 32000, AfterBytes: 9 << 20,
+				Compared: true, Error: "e", GrownPages: 12500,
+				Stacks:  []report.StackPages{{Pages: 12235, Stack: []string{"zbud_alloc", "zswap_frontswap_store"}}},
+				Callers: []report.StackPages{{Pages: 12235, Stack: []string{"zbud_alloc"}}}},
+			Problems: []string{"p"}, Error: "e"}}
 	v := report.Aggregate("unpatched", "/k/bzImage", []report.Run{run}, report.Signature{})
 	v.KernelSHA256 = strings.Repeat("ef", 32)
 	v.TimeAtRisk, v.Rate = f(30), &report.Interval{Estimate: 120, Low: 3, High: 600}
@@ -174,6 +183,9 @@ func TestSchemaCoversTypes(t *testing.T) {
 		{reflect.TypeFor[report.Shard](), defs["shard"]},
 		{reflect.TypeFor[report.Provenance](), defs["provenance"]},
 		{reflect.TypeFor[report.ConfigFragment](), defs["config_fragment"]},
+		{reflect.TypeFor[report.Health](), defs["health"]},
+		{reflect.TypeFor[report.PageOwner](), defs["page_owner"]},
+		{reflect.TypeFor[report.StackPages](), defs["stack_pages"]},
 	} {
 		node, ok := c.node.(map[string]any)
 		if !ok {

@@ -92,7 +92,7 @@ func comparisonRows(r *Report) [][]string {
 	addInt("OOM runs", func(v Variant) int { return v.OOMs })
 	addInt("no-writeback runs", func(v Variant) int { return v.NoWriteback })
 	addInt("warning runs", func(v Variant) int { return v.Warnings })
-	addHealthRows(add)
+	addHealthRows(r.Variants, add)
 	addInt("race failures", func(v Variant) int { return v.Failures })
 	addInt("other kernel failures", func(v Variant) int { return v.OtherFailures })
 	add("race failures per hour", func(v Variant) string {

@@ -161,6 +161,7 @@ func judgeHealth(res proto.HealthResult, tolerance int64) (h *report.Health, out
 		h.LockedPages = &v
 	}
 	h.StuckTasks = res.StuckTasks
+	h.PageOwner = pageOwnerOf(res.PageOwner)
 	if res.Baseline != nil && res.After != nil {
 		if lost, deltas, ok := lostPages(res.Baseline, res.After); ok {
 			h.LostPages, h.Explained = &lost, deltas
@@ -201,6 +202,35 @@ func judgeHealth(res proto.HealthResult, tolerance int64) (h *report.Health, out
 	return h, outcome, titles, msg
 }
 
+// pageOwnerOf keeps what the report needs of the agent's page_owner
+// comparison: its cost, and the stacks and callers that grew by
+// report.MinStackPages or more.
+func pageOwnerOf(d *proto.PageOwnerDiff) *report.PageOwner {
+	if d == nil {
+		return nil
+	}
+	p := &report.PageOwner{BaselineSeconds: d.Baseline.Seconds, AfterSeconds: d.After.Seconds,
+		BaselinePages: d.Baseline.Pages, AfterPages: d.After.Pages, AfterBytes: d.After.Bytes,
+		Compared: d.Baseline.Complete && d.After.Complete, GrownPages: d.GrownPages}
+	switch {
+	case !d.Baseline.Complete:
+		p.Error = "the baseline's read did not complete: " + d.Baseline.Error
+	case !d.After.Complete:
+		p.Error = "the read after the check did not complete: " + d.After.Error
+	}
+	keep := func(in []proto.StackPages) []report.StackPages {
+		var out []report.StackPages
+		for _, s := range in {
+			if s.Pages >= report.MinStackPages {
+				out = append(out, report.StackPages{Pages: s.Pages, Stack: s.Stack})
+			}
+		}
+		return out
+	}
+	p.Stacks, p.Callers = keep(d.Grown), keep(d.Callers)
+	return p
+}
+
 // leakMessage says how many pages were lost and where the rest went.
 func leakMessage(h *report.Health) string {
 	msg := fmt.Sprintf("%s did not come back after the workload (tolerance %s; see --leak-tolerance): MemFree dropped by %s",
@@ -216,7 +246,11 @@ func leakMessage(h *report.Health) string {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s %+d", k, h.Explained[k]))
 	}
-	return msg + ", counters changed by (pages) " + strings.Join(parts, ", ")
+	msg += ", counters changed by (pages) " + strings.Join(parts, ", ")
+	if top := h.PageOwner.TopStacks(2); top != "" {
+		msg += "; page_owner: allocated since the baseline " + top
+	}
+	return msg
 }
 
 func pages(n int64) string {

@@ -286,3 +286,63 @@ func TestJudgeRecordedRuns(t *testing.T) {
 		t.Errorf("the leaking kernel's recorded run: %q %q, lost %d: %s", out, titles, *h.LostPages, msg)
 	}
 }
+
+// With page_owner, a leak run's record and message name the stacks that
+// grew by report.MinStackPages or more; smaller growth is not kept.
+func TestJudgeHealthNamesLeakStacks(t *testing.T) {
+	res := healthy()
+	res.After, res.ZswapStoredPages, res.ZswapPoolBytes = memLeaked, 11000, 6000*4096
+	zbud := []string{"zbud_alloc", "zswap_frontswap_store", "__frontswap_store", "swap_writepage", "pageout"}
+	res.PageOwner = &proto.PageOwnerDiff{
+		Baseline: proto.PageOwnerSnapshot{Seconds: 3.5, Pages: 20000, Complete: true},
+		After:    proto.PageOwnerSnapshot{Seconds: 4.1, Pages: 26300, Bytes: 9 << 20, Complete: true},
+		Grown: []proto.StackPages{{Pages: 4100, Stack: zbud}, {Pages: 1700, Stack: append([]string{"zbud_alloc", "zswap_frontswap_store"}, "shrink_folio_list")},
+			{Pages: 255, Stack: []string{"allocate_slab", "___slab_alloc"}}},
+		GrownPages: 6300,
+		Callers:    []proto.StackPages{{Pages: 5800, Stack: []string{"zbud_alloc"}}, {Pages: 255, Stack: []string{"allocate_slab"}}},
+	}
+	h, out, _, msg := judgeHealth(res, 1024)
+	if out != report.OutcomeLeak {
+		t.Fatalf("outcome %q", out)
+	}
+	p := h.PageOwner
+	if p == nil || !p.Compared || len(p.Stacks) != 2 || p.Stacks[0].Pages != 4100 || len(p.Callers) != 1 || p.Callers[0].Stack[0] != "zbud_alloc" ||
+		p.GrownPages != 6300 || p.BaselineSeconds != 3.5 || p.AfterSeconds != 4.1 || p.AfterBytes != 9<<20 {
+		t.Fatalf("page_owner record %+v", p)
+	}
+	want := "page_owner: allocated since the baseline 4100 pages from zbud_alloc < zswap_frontswap_store < __frontswap_store < swap_writepage; 1700 pages from zbud_alloc < zswap_frontswap_store < shrink_folio_list"
+	if !strings.Contains(msg, want) {
+		t.Errorf("message %q\nlacks %q", msg, want)
+	}
+	if s := h.Summary(); !strings.Contains(s, "page_owner read in 3.5 s at the baseline (20000 pages) and 4.1 s after (26300 pages, 9.0 MiB of text), 6300 pages more; grew most: 4100 pages from zbud_alloc") {
+		t.Errorf("summary %q", s)
+	}
+
+	// A healthy run: growth under the bar names nothing.
+	res = healthy()
+	res.PageOwner = &proto.PageOwnerDiff{Baseline: proto.PageOwnerSnapshot{Complete: true}, After: proto.PageOwnerSnapshot{Complete: true},
+		Grown: []proto.StackPages{{Pages: 120, Stack: []string{"allocate_slab"}}}, GrownPages: 300, Callers: []proto.StackPages{{Pages: 120, Stack: []string{"allocate_slab"}}}}
+	h, out, _, _ = judgeHealth(res, 1024)
+	if out != "" || h.PageOwner == nil || len(h.PageOwner.Stacks)+len(h.PageOwner.Callers) != 0 || !strings.Contains(h.Summary(), "300 pages more, no stack by 256 or more") {
+		t.Errorf("healthy: %q, %+v, %q", out, h.PageOwner, h.Summary())
+	}
+
+	// An incomplete read is not compared, and says why.
+	res.PageOwner = &proto.PageOwnerDiff{Baseline: proto.PageOwnerSnapshot{Complete: true}, After: proto.PageOwnerSnapshot{Error: "page_owner: stopped after 120.0 s (its deadline of 2m0s): 9000 records read"}}
+	h, _, _, _ = judgeHealth(res, 1024)
+	if h.PageOwner.Compared || !strings.Contains(h.Summary(), "not compared: the read after the check did not complete: page_owner: stopped after 120.0 s") {
+		t.Errorf("incomplete: %q", h.Summary())
+	}
+}
+
+// A run with page_owner allows for its two reads in its limits.
+func TestPageOwnerReadExtendsLimits(t *testing.T) {
+	w := &watch{spec: Spec{Health: &HealthSpec{}}}
+	if d := w.pageOwnerRead(); d != 0 {
+		t.Errorf("without page_owner: %s", d)
+	}
+	w.spec.PageOwner = true
+	if d := w.pageOwnerRead(); d < proto.PageOwnerDeadlineSec*time.Second {
+		t.Errorf("with page_owner: %s, under the guest's deadline", d)
+	}
+}

@@ -39,6 +39,10 @@ type Spec struct {
 	// Health, if set, runs the health check after a workload that
 	// finished (README, "Kernel health").
 	Health *HealthSpec
+	// PageOwner: the kernel boots with page_owner=on, so the agent reads
+	// page_owner at the baseline and after the health check, each read
+	// within proto.PageOwnerDeadlineSec; the run's limits allow for them.
+	PageOwner bool
 	// OnStart, if set, is called with the machine once the agent is up (tests
 	// use it to kill QEMU or freeze the guest mid-run).
 	OnStart func(*vm.Machine)
@@ -173,7 +177,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	hang := time.NewTimer(hangAfter)
 	defer hang.Stop()
 	// A workload that keeps sending heartbeats but never ends is stuck too.
-	limit := time.Duration(w.duration()*float64(time.Second)) + 2*hangAfter
+	limit := time.Duration(w.duration()*float64(time.Second)) + 2*hangAfter + w.pageOwnerRead()
 	overdue := time.NewTimer(limit)
 	defer overdue.Stop()
 	lastSay := time.Now()
@@ -205,7 +209,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 				if swapMiB <= 0 {
 					swapMiB = vm.DefaultSwapMiB
 				}
-				limit = w.spec.Health.limit(scale, swapMiB, 2*hangAfter)
+				limit = w.spec.Health.limit(scale, swapMiB, 2*hangAfter+w.pageOwnerRead())
 				overdue.Reset(limit)
 				continue
 			}
@@ -373,6 +377,16 @@ func (w *watch) abort(ctx context.Context, msg string) report.Run {
 		r.Outcome = report.OutcomeInterrupted
 	}
 	return r
+}
+
+// pageOwnerRead is how long one read of page_owner may take in the guest
+// (0 without page_owner): the agent reads it when the workload starts and
+// again in the health check.
+func (w *watch) pageOwnerRead() time.Duration {
+	if !w.spec.PageOwner || w.spec.Health == nil {
+		return 0
+	}
+	return proto.PageOwnerDeadlineSec*time.Second + 5*time.Second
 }
 
 // duration is how long the workload was asked to run.
