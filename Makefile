@@ -2,7 +2,7 @@
 export PATH := /usr/local/go/bin:$(PATH)
 SHELL := /bin/bash
 
-.PHONY: demo test unit e2e bisect bisect-demo bench deps build
+.PHONY: demo test unit e2e e2e-debug bisect bisect-demo bench deps build
 
 # Install what is missing, then compare the unpatched and patched Debian 6.1
 # kernels with the race window widened, ending in a verdict.
@@ -32,6 +32,12 @@ unit:
 
 e2e:
 	ZSWAPRACE_E2E=1 go test -count=1 -v -timeout 85m ./harness/e2e/
+
+# The leak test with --debug kernels (page_owner names the leaked pages'
+# allocation stacks). Not in 'make test': a cold debug build is about 15
+# minutes more (README, "Kernel health").
+e2e-debug:
+	ZSWAPRACE_E2E=1 ZSWAPRACE_E2E_DEBUG=1 go test -count=1 -v -timeout 90m -run 'TestLeakStacksNamedUnderDebug' ./harness/e2e/
 
 # make bisect TREE=path GOOD=rev BAD=rev [WIDEN=1]
 bisect:

@@ -129,6 +129,10 @@ func cmdCompare(ctx context.Context, args []string) int {
 		rep.Alpha = verdict.DefaultAlpha
 	}
 	rep.Provenance = newProvenance(rf, bf.source, b)
+	if b != nil && b.patched != nil && hasPageOwner(b.patched.Config) {
+		// The kernels' command line: a --debug kernel boots with page_owner=on.
+		rep.Guest.Cmdline = strings.Join(bootCmdline(&rf, bootOf(b.patched)), " ")
+	}
 	if m != nil {
 		rep.Kernels = *kernels
 	}
