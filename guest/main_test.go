@@ -169,6 +169,7 @@ func TestBadRequestsAnswered(t *testing.T) {
 		{"empty exec", proto.CmdExec, proto.ExecRequest{}, "empty argv"},
 		// On a host the health check must never turn the host's swap off.
 		{"health on a host", proto.CmdHealth, proto.HealthRequest{SwapoffBaseSec: 1}, "only in the guest"},
+		{"page_owner baseline on a host", proto.CmdPageOwnerBaseline, nil, "only in the guest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

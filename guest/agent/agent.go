@@ -45,17 +45,20 @@ type Server struct {
 
 	baseMu   sync.Mutex
 	baseline *Baseline
+	// The page_owner baseline, if the host asked for one.
+	pageOwner     StackCounts
+	pageOwnerSnap *proto.PageOwnerSnapshot
 }
 
-// takeBaseline records the baseline of the health check before a
-// workload starts; beat is the host's heartbeat meanwhile (reading
-// page_owner can take a while).
-func (s *Server) takeBaseline(ctx context.Context, beat func()) {
+// takeBaseline records the memory baseline of the health check before a
+// workload starts, with the page_owner baseline taken before it.
+func (s *Server) takeBaseline() {
 	if s.Health == nil {
 		return
 	}
-	b := s.Health.Snapshot(ctx, beat)
+	b := s.Health.Snapshot()
 	s.baseMu.Lock()
+	b.pageOwner, b.PageOwner = s.pageOwner, s.pageOwnerSnap
 	s.baseline = b
 	s.baseMu.Unlock()
 }
@@ -204,7 +207,7 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("bad stress parameters: %w", err)
 		}
-		s.takeBaseline(ctx, baselineBeat(out))
+		s.takeBaseline()
 		return s.Stress(ctx, cfg, func(p stress.Progress) {
 			out.send(proto.Message{Type: proto.MsgProgress, Progress: &p})
 		})
@@ -219,7 +222,7 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		if s.DebugfsDir != "" && req.DebugfsDir == "" {
 			req.DebugfsDir, req.VmstatPath = s.DebugfsDir, s.VmstatPath
 		}
-		s.takeBaseline(ctx, baselineBeat(out))
+		s.takeBaseline()
 		return runExec(ctx, req, out)
 	case proto.CmdHealth:
 		var req proto.HealthRequest
@@ -239,17 +242,26 @@ func (s *Server) dispatch(ctx context.Context, name string, ch ssh.Channel, out 
 		return s.Health.Check(ctx, req, base, func() {
 			out.send(proto.Message{Type: proto.MsgProgress, Progress: &stress.Progress{ElapsedSec: time.Since(start).Seconds()}})
 		})
+	case proto.CmdPageOwnerBaseline:
+		if s.Health == nil {
+			return nil, errors.New("page-owner-baseline: the health check runs only in the guest (as PID 1)")
+		}
+		start := time.Now()
+		counts, snap := s.Health.PageOwnerBaseline(ctx, func() {
+			out.send(proto.Message{Type: proto.MsgProgress, Progress: &stress.Progress{ElapsedSec: time.Since(start).Seconds()}})
+		})
+		if snap == nil {
+			return nil, fmt.Errorf("page-owner-baseline: no %s (a kernel with CONFIG_PAGE_OWNER, booted with page_owner=on, has it)", s.Health.PageOwner)
+		}
+		s.baseMu.Lock()
+		s.pageOwner, s.pageOwnerSnap = counts, snap
+		s.baseMu.Unlock()
+		return *snap, nil
 	case "":
-		return nil, errors.New("no command given; commands: ping, counters, stress, exec, health, shutdown")
+		return nil, errors.New("no command given; commands: ping, counters, stress, exec, health, page-owner-baseline, shutdown")
 	default:
-		return nil, fmt.Errorf("unknown command %q; commands: ping, counters, stress, exec, health, shutdown", name)
+		return nil, fmt.Errorf("unknown command %q; commands: ping, counters, stress, exec, health, page-owner-baseline, shutdown", name)
 	}
-}
-
-// baselineBeat is the heartbeat while the baseline is taken: an empty
-// progress message (no stress time yet).
-func baselineBeat(out *lineWriter) func() {
-	return func() { out.send(proto.Message{Type: proto.MsgProgress, Progress: &stress.Progress{}}) }
 }
 
 func readBody(r io.Reader, v any) error {

@@ -42,15 +42,15 @@ type HealthEnv struct {
 	PageOwnerDeadline time.Duration
 }
 
-// Baseline is what the health check compares against, taken when the
-// workload starts: /proc/meminfo, and page_owner's pages by stack when
-// the kernel has it.
+// Baseline is what the health check compares against: /proc/meminfo when
+// the workload starts, and page_owner's pages by stack when the host asked
+// for them (CmdPageOwnerBaseline) before it.
 type Baseline struct {
-	Meminfo   map[string]int64
-	pageOwner StackCounts
-	// PageOwner is what reading page_owner cost and found; nil without
-	// page_owner.
+	Meminfo map[string]int64
+	// PageOwner is what reading page_owner cost and found (pageOwner the
+	// pages by stack); nil when no page_owner baseline was taken.
 	PageOwner *proto.PageOwnerSnapshot
+	pageOwner StackCounts
 }
 
 // GuestHealth is the guest's own environment.
@@ -63,17 +63,24 @@ func dropCaches() {
 	os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
 }
 
-// Snapshot takes the baseline the health check compares against: it
-// syncs, drops caches, reads page_owner if the kernel has it (calling beat
-// every tick meanwhile), then /proc/meminfo.
-func (e *HealthEnv) Snapshot(ctx context.Context, beat func()) *Baseline {
+// Snapshot syncs, drops caches and reads /proc/meminfo: the baseline the
+// health check compares against, taken when the workload starts.
+func (e *HealthEnv) Snapshot() *Baseline {
 	if e.DropCaches != nil {
 		e.DropCaches()
 	}
-	b := &Baseline{}
-	b.pageOwner, b.PageOwner = e.readPageOwner(ctx, beat)
-	b.Meminfo, _ = ReadMeminfo(filepath.Join(e.Proc, "meminfo"))
-	return b
+	m, _ := ReadMeminfo(filepath.Join(e.Proc, "meminfo"))
+	return &Baseline{Meminfo: m}
+}
+
+// PageOwnerBaseline syncs, drops caches and reads page_owner, calling
+// beat every tick meanwhile: the pages by stack the health check compares
+// with. The snapshot is nil when the kernel has no page_owner.
+func (e *HealthEnv) PageOwnerBaseline(ctx context.Context, beat func()) (StackCounts, *proto.PageOwnerSnapshot) {
+	if e.DropCaches != nil {
+		e.DropCaches()
+	}
+	return e.readPageOwner(ctx, beat)
 }
 
 // readPageOwner snapshots page_owner when the kernel has it (nil, nil

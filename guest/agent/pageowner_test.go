@@ -158,7 +158,9 @@ func TestCheckComparesPageOwner(t *testing.T) {
 	}
 	e := &HealthEnv{Proc: proc, Debugfs: dbg, Tick: 20 * time.Millisecond, PageOwner: po,
 		Swapoff: func(context.Context, string) error { return nil }}
-	base := e.Snapshot(context.Background(), func() {})
+	counts, snap := e.PageOwnerBaseline(context.Background(), func() {})
+	base := e.Snapshot()
+	base.pageOwner, base.PageOwner = counts, snap
 	if base.PageOwner == nil || !base.PageOwner.Complete || base.PageOwner.Pages != 9 || base.Meminfo["MemFree"] != 180000 {
 		t.Fatalf("baseline %+v", base)
 	}
@@ -176,9 +178,10 @@ func TestCheckComparesPageOwner(t *testing.T) {
 	}
 	// Without page_owner the check says nothing about it.
 	e.PageOwner = filepath.Join(t.TempDir(), "none")
-	base = e.Snapshot(context.Background(), func() {})
+	counts, snap = e.PageOwnerBaseline(context.Background(), func() {})
+	base = e.Snapshot()
 	res, _ = e.Check(context.Background(), proto.HealthRequest{SwapoffBaseSec: 5}, base, func() {})
-	if base.PageOwner != nil || res.PageOwner != nil {
-		t.Errorf("without page_owner: baseline %+v, result %+v", base.PageOwner, res.PageOwner)
+	if counts != nil || snap != nil || res.PageOwner != nil {
+		t.Errorf("without page_owner: baseline %v %+v, result %+v", counts, snap, res.PageOwner)
 	}
 }

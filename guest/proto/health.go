@@ -8,6 +8,12 @@ package proto
 // every second while it checks (the host's heartbeat).
 const CmdHealth = "health"
 
+// CmdPageOwnerBaseline asks the agent, before the workload, to read
+// page_owner (a kernel built with CONFIG_PAGE_OWNER, booted with
+// page_owner=on) as the baseline of the health check's comparison. No
+// body; result: PageOwnerSnapshot. Progress messages are its heartbeat.
+const CmdPageOwnerBaseline = "page-owner-baseline"
+
 // HealthRequest sets the health check's deadlines.
 type HealthRequest struct {
 	// The swapoff of a device may take SwapoffBaseSec plus

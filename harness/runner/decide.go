@@ -43,6 +43,7 @@ type observed struct {
 	health        *proto.HealthResult // its result, if it finished
 	healthErr     error               // or why it did not
 	tolerance     int64               // leak tolerance, pages
+	pageOwnerErr  error               // the page_owner baseline failed
 }
 
 // decide turns what was observed into the run's outcome. Kernel failures
@@ -228,6 +229,9 @@ func applyHealth(r *report.Run, o observed) {
 	switch {
 	case o.health != nil:
 		h, out, titles, msg := judgeHealth(*o.health, o.tolerance)
+		if h.PageOwner == nil && o.pageOwnerErr != nil {
+			h.PageOwner = &report.PageOwner{Error: "no baseline: " + o.pageOwnerErr.Error()}
+		}
 		r.Health = h
 		if out != "" {
 			fail(out, titles, msg)

@@ -35,6 +35,9 @@ type fakeMachine struct {
 	// health plays the health command the same way; nil: the agent does
 	// not know it.
 	health func(ctx context.Context, f *fakeMachine, onMsg func(proto.Message), result any) error
+	// pageOwner answers the page_owner baseline command; nil: the agent
+	// does not know it.
+	pageOwner func() (proto.PageOwnerSnapshot, error)
 
 	mu       sync.Mutex
 	console  []byte
@@ -118,6 +121,14 @@ func (f *fakeMachine) Command(ctx context.Context, name string, body any, onMsg 
 				onMsg = func(proto.Message) {}
 			}
 			return f.health(ctx, f, onMsg, result)
+		}
+	case proto.CmdPageOwnerBaseline:
+		if f.pageOwner != nil {
+			snap, err := f.pageOwner()
+			if err == nil {
+				*result.(*proto.PageOwnerSnapshot) = snap
+			}
+			return err
 		}
 	}
 	return fmt.Errorf("fake agent: unknown command %q", name)

@@ -346,3 +346,50 @@ func TestPageOwnerReadExtendsLimits(t *testing.T) {
 		t.Errorf("with page_owner: %s, under the guest's deadline", d)
 	}
 }
+
+// A kernel with page_owner: the agent reads its baseline before the
+// workload, and the health check's comparison reaches the run. A failed
+// baseline is said in the run's health, and the run goes on.
+func TestWatchPageOwnerBaseline(t *testing.T) {
+	res := healthy()
+	res.After, res.ZswapStoredPages, res.ZswapPoolBytes = memLeaked, 11000, 6000*4096
+	res.PageOwner = &proto.PageOwnerDiff{Baseline: proto.PageOwnerSnapshot{Complete: true, Seconds: 2}, After: proto.PageOwnerSnapshot{Complete: true, Seconds: 3},
+		Grown: []proto.StackPages{{Pages: 5000, Stack: []string{"zbud_alloc", "zswap_frontswap_store"}}}, GrownPages: 5400,
+		Callers: []proto.StackPages{{Pages: 5000, Stack: []string{"zbud_alloc"}}}}
+	boot, _ := splitAtReady(t, corpus(t, cleanLogName))
+	for _, tt := range []struct {
+		name    string
+		answer  func() (proto.PageOwnerSnapshot, error)
+		diff    *proto.PageOwnerDiff
+		wantErr string
+	}{
+		{"baseline taken", func() (proto.PageOwnerSnapshot, error) {
+			return proto.PageOwnerSnapshot{Complete: true, Pages: 20000}, nil
+		}, res.PageOwner, ""},
+		{"baseline failed", func() (proto.PageOwnerSnapshot, error) {
+			return proto.PageOwnerSnapshot{}, errors.New("agent: no page_owner")
+		}, nil, "no baseline: agent: no page_owner"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSayings()
+			f := newFake(boot, 2)
+			r := res
+			r.PageOwner = tt.diff
+			f.workload, f.health, f.pageOwner = cleanWorkload, healthAnswer(r), tt.answer
+			spec := testSpec(s)
+			spec.Health, spec.PageOwner = &HealthSpec{LeakTolerancePages: 1024}, true
+			run := watchRun(t, t.Context(), spec, f)
+			checkOutcome(t, run, report.OutcomeLeak, s)
+			f.check(t, []string{proto.CmdPing, proto.CmdPageOwnerBaseline, proto.CmdStress, proto.CmdHealth}, true, false)
+			p := run.Health.PageOwner
+			switch {
+			case p == nil:
+				t.Fatal("no page_owner in the run's health")
+			case tt.wantErr != "" && p.Error != tt.wantErr:
+				t.Errorf("error %q, want %q", p.Error, tt.wantErr)
+			case tt.wantErr == "" && (len(p.Stacks) != 1 || !strings.Contains(run.Error, "5000 pages from zbud_alloc < zswap_frontswap_store")):
+				t.Errorf("page_owner %+v, error %q", p, run.Error)
+			}
+		})
+	}
+}

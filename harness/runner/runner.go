@@ -39,9 +39,10 @@ type Spec struct {
 	// Health, if set, runs the health check after a workload that
 	// finished (README, "Kernel health").
 	Health *HealthSpec
-	// PageOwner: the kernel boots with page_owner=on, so the agent reads
-	// page_owner at the baseline and after the health check, each read
-	// within proto.PageOwnerDeadlineSec; the run's limits allow for them.
+	// PageOwner: the kernel boots with page_owner=on. With Health, the
+	// agent reads page_owner before the workload (CmdPageOwnerBaseline)
+	// and again in the health check, each read within
+	// proto.PageOwnerDeadlineSec, and the check names the stacks that grew.
 	PageOwner bool
 	// OnStart, if set, is called with the machine once the agent is up (tests
 	// use it to kill QEMU or freeze the guest mid-run).
@@ -129,6 +130,7 @@ type watch struct {
 	healthHung     bool
 	healthErr      error
 	health         proto.HealthResult
+	pageOwnerErr   error // the page_owner baseline failed
 }
 
 func (w *watch) run(ctx context.Context) report.Run {
@@ -144,6 +146,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	if r, ok := w.checkGuest(ctx, hangAfter); !ok {
 		return r
 	}
+	w.pageOwnerBaseline(ctx)
 	cmdCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	beat := make(chan struct{}, 1)
@@ -177,7 +180,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 	hang := time.NewTimer(hangAfter)
 	defer hang.Stop()
 	// A workload that keeps sending heartbeats but never ends is stuck too.
-	limit := time.Duration(w.duration()*float64(time.Second)) + 2*hangAfter + w.pageOwnerRead()
+	limit := time.Duration(w.duration()*float64(time.Second)) + 2*hangAfter
 	overdue := time.NewTimer(limit)
 	defer overdue.Stop()
 	lastSay := time.Now()
@@ -380,13 +383,35 @@ func (w *watch) abort(ctx context.Context, msg string) report.Run {
 }
 
 // pageOwnerRead is how long one read of page_owner may take in the guest
-// (0 without page_owner): the agent reads it when the workload starts and
-// again in the health check.
+// (0 without page_owner), with a margin: the agent reads it before the
+// workload starts and again in the health check.
 func (w *watch) pageOwnerRead() time.Duration {
 	if !w.spec.PageOwner || w.spec.Health == nil {
 		return 0
 	}
-	return proto.PageOwnerDeadlineSec*time.Second + 5*time.Second
+	return proto.PageOwnerDeadlineSec*time.Second + 10*time.Second
+}
+
+// pageOwnerBaseline has the agent read page_owner before the workload
+// starts, for the health check to compare with after it. A failure is
+// recorded in the run's health (no stacks are compared) and the run goes
+// on.
+func (w *watch) pageOwnerBaseline(ctx context.Context) {
+	if w.pageOwnerRead() == 0 {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, w.pageOwnerRead())
+	defer cancel()
+	var snap proto.PageOwnerSnapshot
+	if err := w.m.Command(pctx, proto.CmdPageOwnerBaseline, nil, nil, &snap); err != nil {
+		if ctx.Err() == nil && pctx.Err() != nil {
+			err = fmt.Errorf("no answer in %s", w.pageOwnerRead())
+		}
+		w.pageOwnerErr = err
+		w.spec.say("page_owner baseline failed (no stacks will be compared): %v", err)
+		return
+	}
+	w.spec.say("page_owner baseline: %d pages in %d stacks, %.1f MiB read in %.1f s", snap.Pages, snap.Stacks, float64(snap.Bytes)/(1<<20), snap.Seconds)
 }
 
 // duration is how long the workload was asked to run.
@@ -419,6 +444,7 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		hung: w.hung, overdue: w.overdue, interrupted: ctx.Err() != nil,
 		elapsed: time.Since(w.start).Seconds(), qemuStderr: w.m.Stderr(),
 		healthStarted: w.healthStarted, healthHung: w.healthHung && !w.healthFinished,
+		pageOwnerErr: w.pageOwnerErr,
 	}
 	if w.healthStarted && !w.healthFinished && !w.healthHung {
 		o.healthErr = errors.New("the run ended during the health check")
