@@ -75,7 +75,8 @@ const recordPrefix = "Page allocated via order "
 // ReadPageOwner reads page_owner text from r and groups its pages by
 // allocation stack: each record ("Page allocated via order N, ...", a
 // "PFN ..." line, the stack one frame a line, a blank line) counts 1<<N
-// pages to its trimmed stack. It stops at ctx's end with what it has,
+// pages to its trimmed stack, except pages on an LRU list (counted
+// apart: the LRU counters account for them). It stops at ctx's end with what it has,
 // Complete false. The text is never held: only the counts are.
 func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwnerSnapshot) {
 	start := time.Now()
@@ -85,6 +86,7 @@ func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwn
 	var (
 		in     bool  // inside a record
 		order  int64 // its order
+		lru    bool  // its page is on an LRU list
 		frames []string
 		key    strings.Builder
 	)
@@ -93,6 +95,16 @@ func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwn
 			return
 		}
 		in = false
+		pages := int64(1) << order
+		snap.Records++
+		snap.Pages += pages
+		if lru {
+			// Accounted for by the LRU counters, as the loss is: not
+			// grouped (swapoff brings swapped pages back on purpose).
+			snap.LRUPages += pages
+			frames = frames[:0]
+			return
+		}
 		key.Reset()
 		for i, f := range trimStack(frames) {
 			if i > 0 {
@@ -100,10 +112,7 @@ func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwn
 			}
 			key.WriteString(f)
 		}
-		pages := int64(1) << order
 		counts[key.String()] += pages
-		snap.Records++
-		snap.Pages += pages
 		frames = frames[:0]
 	}
 	finish := func(err error) (StackCounts, proto.PageOwnerSnapshot) {
@@ -137,7 +146,7 @@ func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwn
 			flush()
 		case bytes.HasPrefix(line, []byte(recordPrefix)):
 			flush()
-			in, order = true, 0
+			in, order, lru = true, 0, false
 			rest := line[len(recordPrefix):]
 			if i := bytes.IndexByte(rest, ','); i > 0 {
 				if o, perr := strconv.ParseInt(string(rest[:i]), 10, 64); perr == nil && o >= 0 && o < 40 {
@@ -147,9 +156,13 @@ func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwn
 		case !in:
 			// Text outside a record (a kernel that prints something else
 			// first): not a page.
-		case bytes.HasPrefix(line, []byte("PFN ")), bytes.HasPrefix(line, []byte("Page has been migrated")):
-		default:
+		case bytes.HasPrefix(line, []byte("PFN ")):
+			lru = hasFlag(line, "lru")
+		case line[0] == ' ' || line[0] == '\t':
 			frames = append(frames, trimFrame(string(line)))
+		default:
+			// "Page has been migrated, ...", "Charged to memcg /": not
+			// frames (these start with a space).
 		}
 		if errors.Is(err, io.EOF) {
 			flush()
@@ -160,6 +173,26 @@ func ReadPageOwner(ctx context.Context, r io.Reader) (StackCounts, proto.PageOwn
 			return finish(fmt.Errorf("page_owner: stopped after %.1f s (%s): %d records read", time.Since(start).Seconds(), context.Cause(ctx), snap.Records))
 		}
 	}
+}
+
+// hasFlag says whether the "PFN ..." line's "Flags 0x...(a|b|zone=0)"
+// list has flag.
+func hasFlag(line []byte, flag string) bool {
+	i := bytes.Index(line, []byte("Flags "))
+	if i < 0 {
+		return false
+	}
+	rest := line[i:]
+	open, end := bytes.IndexByte(rest, '('), bytes.LastIndexByte(rest, ')')
+	if open < 0 || end < open {
+		return false
+	}
+	for _, f := range bytes.Split(rest[open+1:end], []byte("|")) {
+		if string(f) == flag {
+			return true
+		}
+	}
+	return false
 }
 
 // SnapshotPageOwner reads the page_owner file at path within deadline,

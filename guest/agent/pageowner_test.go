@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -63,7 +64,11 @@ func TestReadPageOwnerGroups(t *testing.T) {
 		record(0, append([]string{"post_alloc_hook+0x20/0xa0"}, zbudStack[1:]...)...) +
 		"Page allocated via order 1, mask 0x0(), pid 1, tgid 1 (swapper/0), ts 0 ns, free_ts 0 ns\n" +
 		"PFN 100 type Movable Block 0 type Movable Flags 0x0()\n register_early_stack+0x28/0x70\n" +
-		"Page has been migrated, last migrate reason: compaction\n\n" +
+		"Page has been migrated, last migrate reason: compaction\nCharged to memcg /\n\n" +
+		// A page on the LRU: counted apart, not grouped.
+		"Page allocated via order 0, mask 0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), pid 80, tgid 80 (stress), ts 1 ns, free_ts 0 ns\n" +
+		"PFN 2048 type Movable Block 2 type Movable Flags 0x80414(uptodate|lru|owner_priv_1|swapbacked|zone=0)\n" +
+		" post_alloc_hook+0x7c/0x83\n __read_swap_cache_async+0xce/0x1a0\n\n" +
 		// The last record without its blank line still counts.
 		strings.TrimSuffix(record(0, slabStack...), "\n")
 	counts, snap := ReadPageOwner(context.Background(), strings.NewReader(text))
@@ -75,7 +80,7 @@ func TestReadPageOwnerGroups(t *testing.T) {
 	if diff := cmp.Diff(want, counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
-	if !snap.Complete || snap.Records != 6 || snap.Pages != 14 || snap.Stacks != 3 || snap.Bytes != int64(len(text)) || snap.Error != "" {
+	if !snap.Complete || snap.Records != 7 || snap.Pages != 15 || snap.LRUPages != 1 || snap.Stacks != 3 || snap.Bytes != int64(len(text)) || snap.Error != "" {
 		t.Errorf("snapshot %+v", snap)
 	}
 }
@@ -183,5 +188,51 @@ func TestCheckComparesPageOwner(t *testing.T) {
 	res, _ = e.Check(context.Background(), proto.HealthRequest{SwapoffBaseSec: 5}, base, func() {})
 	if counts != nil || snap != nil || res.PageOwner != nil {
 		t.Errorf("without page_owner: baseline %v %+v, result %+v", counts, snap, res.PageOwner)
+	}
+}
+
+// The real sample (testdata/README.md): its figures as counted from the
+// text independently of the parser.
+func TestReadRealPageOwner(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "page_owner.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, snap := ReadPageOwner(context.Background(), bytes.NewReader(b))
+	if !snap.Complete || snap.Records != 396 || snap.Pages != 412 || snap.LRUPages != 100 || snap.Stacks != 26 || snap.Bytes != int64(len(b)) {
+		t.Errorf("snapshot %+v; want 396 records, 412 pages, 100 on the LRU, 26 stacks, %d bytes", snap, len(b))
+	}
+	early := "register_early_stack\ninit_page_owner\npage_ext_init\nkernel_init_freeable"
+	if counts[early] != 169 {
+		t.Errorf("early pages %d, want 169; stacks:\n%v", counts[early], counts)
+	}
+	var pool int64
+	for k, n := range counts {
+		if strings.HasPrefix(k, "zbud_zpool_malloc\nzpool_malloc\nzswap_frontswap_store\n__frontswap_store\nswap_writepage\n") {
+			pool += n
+		}
+		for _, f := range strings.Split(k, "\n") {
+			if strings.Contains(f, "+0x") || f == "post_alloc_hook" || f == "get_page_from_freelist" || f == "Charged to memcg /" {
+				t.Errorf("stack %q keeps %q", k, f)
+			}
+		}
+	}
+	if pool != 90 {
+		t.Errorf("zswap pool pages %d, want 90", pool)
+	}
+
+	// The same guest before the pool filled: without the pool's records.
+	// The pool is what grew, and its caller says so.
+	var before bytes.Buffer
+	for _, rec := range strings.SplitAfter(string(b), "\n\n") {
+		if !strings.Contains(rec, "zbud_zpool_malloc") {
+			before.WriteString(rec)
+		}
+	}
+	base, _ := ReadPageOwner(context.Background(), &before)
+	grown, total, callers := DiffPageOwner(base, counts, proto.MaxGrownStacks)
+	if total != 90 || len(grown) != 4 || grown[0].Pages != 62 || grown[0].Stack[0] != "zbud_zpool_malloc" ||
+		len(callers) != 1 || callers[0].Pages != 90 || callers[0].Stack[0] != "zbud_zpool_malloc" {
+		t.Errorf("grown %d pages: %+v; callers %+v", total, grown, callers)
 	}
 }

@@ -75,7 +75,11 @@ type PageOwnerSnapshot struct {
 	Bytes   int64   `json:"bytes"`   // of text read
 	Records int64   `json:"records"` // allocations (one per head page)
 	Pages   int64   `json:"pages"`   // 1<<order per record
-	Stacks  int     `json:"stacks"`  // distinct stacks (as grouped)
+	// LRUPages are on an LRU list ("lru" in the record's flags): in use
+	// by processes or the page cache, accounted for by the LRU counters
+	// as the loss is, so not grouped by stack.
+	LRUPages int64 `json:"lru_pages"`
+	Stacks   int   `json:"stacks"` // distinct stacks (as grouped)
 	// Complete is false when the read stopped early (its deadline, an
 	// error): such a snapshot is not compared.
 	Complete bool   `json:"complete"`
