@@ -140,7 +140,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 		rep.MinReduction = &cf.minReduction
 	}
 	if err == nil {
-		rep.Patch, rep.PatchDirection, rep.PatchSHA256 = b.patch.Path, string(b.direction), sha256Hex(b.patch.Data)
+		rep.Patch, rep.PatchDirection, rep.PatchSHA256 = b.patch.Path, reportDirection(b.direction), sha256Hex(b.patch.Data)
 		err = copyConfigs(dir, b.unpatched, b.patched)
 	}
 	var e *env
@@ -333,4 +333,14 @@ func finish(dir string, rep *report.Report, asJSON bool) int {
 		fmt.Printf("\nresults in %s (report.json, junit.xml, summary.md, survival.svg, console logs)\n", dir)
 	}
 	return 0
+}
+
+// reportDirection is report.json's patch_direction for a build direction:
+// "forward" (the source lacks the patch) or "reverse", as the schema and
+// docs/report-json.md say (the build calls forward "apply").
+func reportDirection(d kernel.Direction) string {
+	if d == kernel.Apply {
+		return "forward"
+	}
+	return string(d)
 }

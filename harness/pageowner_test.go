@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"zswaprace/harness/kernel"
 )
 
 // A kernel whose .config has CONFIG_PAGE_OWNER=y (built with --debug)
@@ -40,5 +42,17 @@ func TestPageOwnerOnForPageOwnerKernels(t *testing.T) {
 	got := strings.Join(e.spec("patched", 1, bootImage{Config: debug}, "r").VM.Cmdline, " ")
 	if !strings.HasSuffix(got, "page_owner=on page_owner=off") {
 		t.Errorf("command line %q", got)
+	}
+}
+
+// report.json's patch_direction is forward or reverse, as its schema says
+// (a comparison of a patch the source lacks wrote "apply", which the
+// schema refuses; found by TestLeakStacksNamedUnderDebug).
+func TestReportDirection(t *testing.T) {
+	if got := reportDirection(kernel.Apply); got != "forward" {
+		t.Errorf("apply: %q", got)
+	}
+	if got := reportDirection(kernel.Reverse); got != "reverse" {
+		t.Errorf("reverse: %q", got)
 	}
 }

@@ -64,9 +64,12 @@ type HealthResult struct {
 }
 
 // PageOwnerDeadlineSec bounds each read of /sys/kernel/debug/page_owner
-// (one at the baseline, one after swapoff): a read still going at it is
-// stopped and its snapshot not compared. Reading a 256-MiB guest's took
-// about PAGE_OWNER_MEASURED under TCG (README, "Kernel health").
+// (one before the workload, one after swapoff): a read still going at it
+// is stopped and its snapshot not compared. Both reads come after
+// drop_caches with the workload's memory gone, when a 256-MiB guest lists
+// about 6,000 pages (3.4 MiB of text): 0.5 to 8 s under TCG on a busy
+// 2-core host. The same guest with its memory full lists 60,000 records
+// (35 MB), read in 9 to 57 s (README, "Kernel health").
 const PageOwnerDeadlineSec = 120
 
 // PageOwnerSnapshot is what one read of page_owner cost and found.

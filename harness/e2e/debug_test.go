@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -115,17 +116,43 @@ func TestLeakStacksNamedUnderDebug(t *testing.T) {
 			t.Errorf("patched leak run %d: the leak message does not name the stacks: %s", r.Index, r.Error)
 		}
 	}
-	for name, want := range map[string]*regexp.Regexp{
-		"summary.md": regexp.MustCompile(`\| leaked pages by caller \| - \| [^|]*(zswap|zbud)[^|]* \d+ pages \(\d+ runs\)`),
-		"junit.xml":  regexp.MustCompile(`Pages allocated since the baseline, by allocation stack \(page_owner[^\n]*\n +\d+ pages:\n( +\S+\n)*? +\S*(zswap|zbud)`),
-	} {
-		b, err := os.ReadFile(filepath.Join(out, name))
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
+	stack := regexp.MustCompile(`Pages allocated since the baseline, by allocation stack \(page_owner[^\n]*\n +\d+ pages:\n( +\S+\n)*? +\S*(zswap|zbud)`)
+	md, err := os.ReadFile(filepath.Join(out, "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := regexp.MustCompile(`\| leaked pages by caller \| - \| [^|]*(zswap|zbud)[^|]* \d+ pages \(\d+ runs\)`); !want.Match(md) || !stack.Match(md) {
+		t.Errorf("summary.md does not name a zswap stack:\n%s", md)
+	}
+	// Every patched leak run's JUnit case names its stacks.
+	b, err = os.ReadFile(filepath.Join(out, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var junit struct {
+		Suites []struct {
+			Name  string `xml:"name,attr"`
+			Cases []struct {
+				Name      string `xml:"name,attr"`
+				SystemOut string `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &junit); err != nil {
+		t.Fatalf("junit.xml: %v", err)
+	}
+	named := 0
+	for _, s := range junit.Suites {
+		for _, c := range s.Cases {
+			if stack.MatchString(c.SystemOut) {
+				if s.Name != "patched" {
+					t.Errorf("junit case %s names a zswap stack:\n%s", c.Name, c.SystemOut)
+				}
+				named++
+			}
 		}
-		if !want.Match(b) {
-			t.Errorf("%s does not name a zswap stack (%s):\n%s", name, want, b)
-		}
+	}
+	if named != pa.Leaks {
+		t.Errorf("%d junit cases name a zswap stack, for %d leak runs", named, pa.Leaks)
 	}
 }
