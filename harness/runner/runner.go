@@ -42,6 +42,31 @@ type Spec struct {
 	// OnStart, if set, is called with the machine once the agent is up (tests
 	// use it to kill QEMU or freeze the guest mid-run).
 	OnStart func(*vm.Machine)
+	// Writeback names the counter of pages zswap wrote back and where it
+	// lives (the kernel line's profile); zero is 6.1's debugfs
+	// written_back_pages.
+	Writeback Counter
+}
+
+// Counter is a kernel counter as the guest's sample names it, and where
+// it lives, for messages.
+type Counter struct {
+	Name string // "written_back_pages", "zswpwb"
+	// Hint says where it lives, for a run that could not read it.
+	Hint string
+	// Zpools are the zpools that can write back, for the message of a run
+	// that wrote back nothing.
+	Zpools []string
+}
+
+// DefaultWriteback is 6.1's counter of pages written back.
+var DefaultWriteback = Counter{Name: "written_back_pages", Hint: "is debugfs in the kernel?", Zpools: []string{"zbud", "z3fold"}}
+
+func (c Counter) orDefault() Counter {
+	if c.Name == "" {
+		return DefaultWriteback
+	}
+	return c
 }
 
 func (s *Spec) say(format string, args ...any) {
@@ -405,6 +430,7 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		hung: w.hung, overdue: w.overdue, interrupted: ctx.Err() != nil,
 		elapsed: time.Since(w.start).Seconds(), qemuStderr: w.m.Stderr(),
 		healthStarted: w.healthStarted, healthHung: w.healthHung && !w.healthFinished,
+		writeback: w.spec.Writeback.orDefault(),
 	}
 	if w.healthStarted && !w.healthFinished && !w.healthHung {
 		o.healthErr = errors.New("the run ended during the health check")
