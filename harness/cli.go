@@ -159,7 +159,7 @@ var flagGroups = []struct {
 }{
 	{"Source and patch", []string{"source", "patch", "kasan", "debug", "build-jobs", "kernels", "kernel", "config", "variant", "export",
 		"tree", "rev", "good", "bad", "log", "culprit", "unresolved"}},
-	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
+	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "widen-at", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
 		"swing-low", "swing-high", "swing-period"}},
 	{"Guest sizing", []string{"mem", "cpus", "swap", "accel", "qemu", "cmdline"}},
 	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after", "health", "leak-tolerance"}},
@@ -171,7 +171,7 @@ var flagGroups = []struct {
 
 // flagPlaceholders name a flag's value in the help.
 var flagPlaceholders = map[string]string{
-	"source": "SPEC", "patch": "FILE", "config": "FILE", "kernel": "BZIMAGE", "kernels": "DIR", "export": "DIR",
+	"source": "SPEC", "patch": "FILE", "widen-at": "FILE:LINE[:USEC]", "config": "FILE", "kernel": "BZIMAGE", "kernels": "DIR", "export": "DIR",
 	"out": "DIR", "rows": "REGEXP", "tree": "DIR", "variant": "unpatched|patched", "accel": "auto|kvm|tcg", "mode": "MODE",
 	"workload": "'PROGRAM ARGS'", "qemu": "PROGRAM", "cmdline": "'PARAMS'", "zpool": "NAME", "compressor": "NAME",
 	"signature": "REGEXP", "ignore": "REGEXP", "crash-pattern": "REGEXP", "rev": "REV", "good": "REV", "bad": "REV",

@@ -31,12 +31,23 @@ type bootImage struct {
 	Kernel string
 	Config string // its .config, recorded in the report
 	Widen  bool   // it carries the race-window instrumentation
+	// Boot is what its image.json says it needs (kernel line, widening).
+	Boot kernel.Boot
+}
+
+// boot is what the image needs at boot, --widen included.
+func (b bootImage) boot() kernel.Boot {
+	k := b.Boot
+	if b.Widen && k.Widening == "" {
+		k.Widening = kernel.WidenDelay
+	}
+	return k
 }
 
 // bootOf is how to boot an image the harness built: its image.json says
 // whether it carries the race-window instrumentation.
 func bootOf(img *kernel.Image) bootImage {
-	return bootImage{Kernel: img.Kernel, Config: img.Config, Widen: img.Boot.Widening == kernel.WidenDelay}
+	return bootImage{Kernel: img.Kernel, Config: img.Config, Widen: img.Boot.Widening != "", Boot: img.Boot}
 }
 
 // newEnv builds the agent's initramfs (with the external workload, if the
@@ -70,11 +81,12 @@ func (e *env) spec(variant string, index int, img bootImage, sub string) runner.
 	return runner.Spec{
 		Variant: variant, Index: index, Config: img.Config, Keys: e.keys, Say: e.say,
 		VM: vm.Config{QEMU: f.qemu, Kernel: img.Kernel, Initrd: e.initrd, MemMiB: f.mem, CPUs: f.cpus,
-			SwapMiB: f.swapMiB, Cmdline: f.kernelCmdline(img.Widen), Dir: filepath.Join(e.dir, sub), Accel: f.accel},
+			SwapMiB: f.swapMiB, Cmdline: f.cmdlineFor(img.boot()), Dir: filepath.Join(e.dir, sub), Accel: f.accel},
 		Stress:    f.stressConfig(),
 		Exec:      e.exec,
 		HangAfter: f.hangAfter,
 		Health:    f.healthSpec(),
+		Writeback: writebackOf(img.boot()),
 	}
 }
 

@@ -57,9 +57,12 @@ func cmdRun(ctx context.Context, args []string) int {
 		printErr(err)
 		return exitError
 	}
-	if built && boot.Widening == kernel.WidenDelay && !img.Widen {
+	if built {
+		img.Boot = boot
+	}
+	if built && boot.Widening != "" && !img.Widen {
 		img.Widen = true
-		p.Say(fmt.Sprintf("the kernel carries the race-window instrumentation (its image.json says so): zswap.writeback_delay_us=%d", rf.delay(true)))
+		p.Say(fmt.Sprintf("the kernel carries the race-window instrumentation (its image.json says so): %s=%d", boot.Param(), rf.delayFor(boot)))
 	}
 	e, err := newEnv(ctx, rf, cacheDir(), dir, p.Say)
 	if err != nil {
