@@ -290,6 +290,11 @@ func readBadEnd(path string) (*badEndFile, error) {
 // counts as a failure.
 func runConfig(rf runFlags, widen bool) string {
 	rf.qemu, rf.hangAfter = "", 0
+	if rf.zpool == "" {
+		// --zpool's default became the kernel line's; spelled as the
+		// default line's, measurements recorded before still match.
+		rf.zpool = kernel.DefaultProfile().DefaultZpool
+	}
 	return fmt.Sprintf("%+v widen=%v", rf, widen)
 }
 

@@ -34,7 +34,7 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.source, "source", "debian:"+kernel.DefaultLine, "kernel source: "+kernel.SpecHelp()+"; its kernel line picks the profile (known: "+kernel.Lines()+")")
 	fs.StringVar(&b.patch, "patch", "", "the patch under test (default: the kernel line's fix in patches/, "+kernel.PatchHelp(func(p *kernel.Profile) string { return p.FixPatch })+")")
 	fs.BoolVar(&b.widen, "widen", false, "apply the kernel line's race-window instrumentation from patches/ to both variants ("+kernel.PatchHelp(func(p *kernel.Profile) string { return p.WidenPatch })+")")
-	fs.StringVar(&b.widenAt, "widen-at", "", "FILE:LINE[:USEC]: widen at this line of the source instead: the harness inserts a delay there (a sleep where the code may sleep, else a busy-wait) set by the zswaprace_widen_us parameter, default USEC or 2000")
+	fs.StringVar(&b.widenAt, "widen-at", "", "widen at this line of the source instead of --widen: the harness inserts a delay there (a sleep where the code may sleep, else a busy-wait) set by the zswaprace_widen_us parameter, default USEC or 2000")
 	fs.BoolVar(&b.kasan, "kasan", false, "add kconfigs/kasan.config (slower, catches use-after-free directly)")
 	fs.BoolVar(&b.kcsan, "kcsan", false, "add kconfigs/kcsan.config: KCSAN's watchpoint stalls widen every race window, no race-specific patch (see --kcsan-udelay)")
 	fs.BoolVar(&b.debug, "debug", false, "add kconfigs/mmdebug.config: DEBUG_VM, PAGE_OWNER (a leak's allocation stacks named in the health check), DEBUG_ATOMIC_SLEEP; slower")

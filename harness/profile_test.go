@@ -126,3 +126,11 @@ func TestWidenAtBadPlaceExitsUsage(t *testing.T) {
 		t.Errorf("line past the end: %v", err)
 	}
 }
+
+// Bad-end files measured before --zpool's default became the line's
+// still match.
+func TestRunConfigKeepsZpool(t *testing.T) {
+	if got := runConfig(parsedRunFlags(t), true); !strings.Contains(got, "zpool:zbud ") {
+		t.Errorf("runConfig = %q, want zpool:zbud in it", got)
+	}
+}
