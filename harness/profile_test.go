@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"zswaprace/harness/kernel"
+	"zswaprace/harness/runner"
 	"zswaprace/stress"
 )
 
@@ -132,5 +133,13 @@ func TestWidenAtBadPlaceExitsUsage(t *testing.T) {
 func TestRunConfigKeepsZpool(t *testing.T) {
 	if got := runConfig(parsedRunFlags(t), true); !strings.Contains(got, "zpool:zbud ") {
 		t.Errorf("runConfig = %q, want zpool:zbud in it", got)
+	}
+}
+
+// The runner's default counter, for specs that name none, is the default
+// line's.
+func TestRunnerDefaultCounterIsDefaultLines(t *testing.T) {
+	if diff := cmp.Diff(runner.DefaultWriteback, writebackOf(kernel.Boot{})); diff != "" {
+		t.Errorf("runner.DefaultWriteback and the default profile's (-runner +profile):\n%s", diff)
 	}
 }
