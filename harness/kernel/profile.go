@@ -55,7 +55,8 @@ type Profile struct {
 var profiles = []Profile{
 	{
 		Line: "6.1",
-		// The red-black tree and the entry refcount of 6.1's zswap.
+		// The red-black tree and the entry refcount of 6.1's zswap (not
+		// the race check, which a tree may lack).
 		Symbols:         []string{"zswap_writeback_entry", "zswap_rb_search", "zswap_entry_get"},
 		Debian:          true,
 		Fragments:       []string{"base", "zswap", "debug"},
@@ -70,8 +71,10 @@ var profiles = []Profile{
 	},
 	{
 		Line: "6.12",
-		// The xarray tree, and the check that replaced the refcount.
-		Symbols:      []string{"zswap_writeback_entry", "xa_cmpxchg", "shrink_memcg_cb"},
+		// The per-swapfile xarray trees and the list_lru shrinker: not the
+		// race check (xa_cmpxchg), so that a tree without the fix, the
+		// unpatched side of a user's own fix, is still a 6.12 tree.
+		Symbols:      []string{"zswap_writeback_entry", "swap_zswap_tree", "shrink_memcg_cb"},
 		Debian:       true,
 		Fragments:    []string{"base", "zswap-6.12", "debug"},
 		Zpools:       []string{"zsmalloc", "zbud", "z3fold"},

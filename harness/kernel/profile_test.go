@@ -17,7 +17,9 @@ import (
 // zswap61 and zswap612 are the lines of each zswap the profiles look for.
 const (
 	zswap61  = "static struct zswap_entry *zswap_rb_search(struct rb_root *root, pgoff_t offset);\nstatic void zswap_entry_get(struct zswap_entry *entry);\nstatic int zswap_writeback_entry(struct zpool *pool, unsigned long handle);\n"
-	zswap612 = "static enum lru_status shrink_memcg_cb(void);\nstatic int zswap_writeback_entry(void)\n{\n\tif (entry != xa_cmpxchg(tree, offset, entry, NULL, GFP_KERNEL))\n\t\treturn -ENOMEM;\n}\n"
+	zswap612 = "static enum lru_status shrink_memcg_cb(void);\nstatic int zswap_writeback_entry(void)\n{\n\ttree = swap_zswap_tree(swpentry);\n\tif (entry != xa_cmpxchg(tree, offset, entry, NULL, GFP_KERNEL))\n\t\treturn -ENOMEM;\n}\n"
+	// zswap612unfixed is 6.12's zswap without the race check.
+	zswap612unfixed = "static enum lru_status shrink_memcg_cb(void);\nstatic int zswap_writeback_entry(void)\n{\n\ttree = swap_zswap_tree(swpentry);\n}\n"
 )
 
 // fakeTree writes a kernel tree of version VERSION.PATCHLEVEL.SUBLEVEL
@@ -62,7 +64,8 @@ func TestProfileFor(t *testing.T) {
 		{"6.12", "6.12.117", zswap612, "6.12", nil},
 		{"5.15 has no profile", "5.15.160", zswap61, "", []string{"5.15 tree", "kernel 5.15.160", "no profile for 5.15", "6.1, 6.12", "harness/kernel/profile.go"}},
 		{"6.6 has no profile", "6.6.30", zswap612, "", []string{"6.6 tree", "no profile for 6.6", "harness/kernel/profile.go"}},
-		{"6.12 without the xarray check", "6.12.1", zswap61, "", []string{"lacks xa_cmpxchg, shrink_memcg_cb", "6.12 profile"}},
+		{"6.12 without the race check", "6.12.1", zswap612unfixed, "6.12", nil},
+		{"6.12 with 6.1's zswap", "6.12.1", zswap61, "", []string{"lacks swap_zswap_tree, shrink_memcg_cb", "6.12 profile"}},
 		{"6.1 without the rbtree", "6.1.5", zswap612, "", []string{"lacks zswap_rb_search, zswap_entry_get"}},
 		{"no mm/zswap.c", "6.1.192", "", "", []string{"without a readable mm/zswap.c"}},
 		{"no version", "", zswap61, "", []string{"no VERSION and PATCHLEVEL"}},
