@@ -431,8 +431,8 @@ func (a *analysis) placement(line int) (*function, error) {
 
 // A region the code opens and closes in which it must not sleep.
 var (
-	acquire = regexp.MustCompile(`\b(?:raw_)?spin_(?:try)?lock(?:_irq|_irqsave|_bh|_nested|_irqsave_nested)?\s*\(|\b(?:read|write)_(?:try)?lock(?:_irq|_irqsave|_bh)?\s*\(|\bxa_lock(?:_irq|_irqsave|_bh)?\s*\(|\brcu_read_lock(?:_bh|_sched)?\s*\(|\blocal_irq_(?:disable|save)\s*\(|\bpreempt_disable\s*\(|\blocal_bh_disable\s*\(|\bpagefault_disable\s*\(|\bkmap_atomic\s*\(|\bget_cpu\s*\(|\bbit_spin_lock\s*\(|\bzs_map_object\s*\(`)
-	release = regexp.MustCompile(`\b(?:raw_)?spin_unlock(?:_irq|_irqrestore|_bh)?\s*\(|\b(?:read|write)_unlock(?:_irq|_irqrestore|_bh)?\s*\(|\bxa_unlock(?:_irq|_irqrestore|_bh)?\s*\(|\brcu_read_unlock(?:_bh|_sched)?\s*\(|\blocal_irq_(?:enable|restore)\s*\(|\bpreempt_enable(?:_no_resched)?\s*\(|\blocal_bh_enable\s*\(|\bpagefault_enable\s*\(|\bkunmap_atomic\s*\(|\bput_cpu\s*\(|\bbit_spin_unlock\s*\(|\bzs_unmap_object\s*\(`)
+	acquire = regexp.MustCompile(`\b(?:raw_)?spin_(?:try)?lock(?:_irq|_irqsave|_bh|_nested|_irqsave_nested)?\s*\(|\b(?:read|write)_(?:try)?lock(?:_irq|_irqsave|_bh)?\s*\(|\bxa_lock(?:_irq|_irqsave|_bh)?\s*\(|\brcu_read_lock(?:_bh|_sched)?\s*\(|\blocal_irq_(?:disable|save)\s*\(|\bpreempt_disable\s*\(|\blocal_bh_disable\s*\(|\bpagefault_disable\s*\(|\bkmap_atomic\s*\(|\bget_cpu\s*\(|\bbit_spin_lock\s*\(|\bzs_map_object\s*\(|\blocal_lock(?:_irq|_irqsave)?\s*\(|\bwrite_seqlock(?:_irq|_irqsave|_bh)?\s*\(|\bhlist_bl_lock\s*\(|\block_cluster(?:_or_swap_info)?\s*\(|\b(?:scoped_)?guard\s*\(\s*(?:raw_spinlock|spinlock|rcu|irq|irqsave|preempt|read_lock|write_lock|local_lock)\w*\s*\)`)
+	release = regexp.MustCompile(`\b(?:raw_)?spin_unlock(?:_irq|_irqrestore|_bh)?\s*\(|\b(?:read|write)_unlock(?:_irq|_irqrestore|_bh)?\s*\(|\bxa_unlock(?:_irq|_irqrestore|_bh)?\s*\(|\brcu_read_unlock(?:_bh|_sched)?\s*\(|\blocal_irq_(?:enable|restore)\s*\(|\bpreempt_enable(?:_no_resched)?\s*\(|\blocal_bh_enable\s*\(|\bpagefault_enable\s*\(|\bkunmap_atomic\s*\(|\bput_cpu\s*\(|\bbit_spin_unlock\s*\(|\bzs_unmap_object\s*\(|\blocal_unlock(?:_irq|_irqrestore)?\s*\(|\bwrite_sequnlock(?:_irq|_irqrestore|_bh)?\s*\(|\bhlist_bl_unlock\s*\(|\bunlock_cluster(?:_or_swap_info)?\s*\(`)
 	// What the comment above a function says when it runs atomically.
 	atomicComment = regexp.MustCompile(`(?i)atomic context|interrupt context|irqs? (?:are |is )?disabled|in_interrupt|softirq`)
 	// heldComment: the comment says the caller holds a lock; like
@@ -460,9 +460,10 @@ type held struct {
 // context decides whether a delay before line of fn may sleep. It
 // busy-waits when the function looks like it runs atomically (an
 // interrupt handler, a lock held by its caller, its comment says so) or
-// when, at the line, it has acquired a spinlock, an RCU read lock, or
-// disabled interrupts, preemption, bottom halves or page faults without
-// releasing them. Releases in blocks that closed before the line (an
+// when, at the line, it has acquired a spinlock (a guard() or
+// scoped_guard() of one counts until the function's end), an RCU read
+// lock, or disabled interrupts, preemption, bottom halves or page faults
+// without releasing them. Releases in blocks that closed before the line (an
 // early return's unlock) do not count, and what a closed block acquired
 // and did not release counts as held: when unsure, busy-wait.
 func (a *analysis) context(fn *function, line int) (sleep bool, reason string) {

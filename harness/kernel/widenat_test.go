@@ -82,6 +82,15 @@ static int entered_locked(struct thing *t)
 	spin_unlock(&lock);
 	return 0;
 }
+
+static int guarded(struct thing *t)
+{
+	if (t) {
+		guard(spinlock_irqsave)(&lock);
+		t->a = 2;
+	}
+	return t->a; /* @guarded */
+}
 `
 
 // markLine is the line of widenSrc carrying "@name".
@@ -125,6 +134,8 @@ func TestWidenAtChoosesSleepOrBusyWait(t *testing.T) {
 		{"cbheld", false, "callback", "entered holding a lock"},
 		{"cbdropped", true, "callback", "no spinlock"},
 		{"enteredlocked", false, "entered_locked", "entered holding a lock"},
+		// A guard's scope ended, but the rule stays conservative.
+		{"guarded", false, "guarded", "guard(spinlock_irqsave)"},
 	} {
 		t.Run(c.mark, func(t *testing.T) {
 			line := markLine(t, c.mark)
