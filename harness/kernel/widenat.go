@@ -110,13 +110,13 @@ func WidenAt(dir, spec string) (*Widen, error) {
 	sleep, reason := a.context(fn, ws.Line)
 	w := &Widen{Spec: ws, Function: fn.name, Sleep: sleep, Reason: reason}
 	w.Patch = &Patch{Path: "--widen-at " + spec, Files: []string{ws.File},
-		Data: []byte(widenDiff(ws, raw, a.declLine(fn), sleep, fn.name, reason))}
+		Data: []byte(widenDiff(ws, raw, !strings.HasSuffix(string(data), "\n"), a.declLine(fn), sleep, fn.name, reason))}
 	return w, nil
 }
 
 // widenDiff is the unified diff that adds the parameter after the file's
 // last top-level #include (or at its top) and the delay before ws.Line.
-func widenDiff(ws WidenSpec, raw []string, declAt int, sleep bool, fn, reason string) string {
+func widenDiff(ws WidenSpec, raw []string, noEOL bool, declAt int, sleep bool, fn, reason string) string {
 	decl := []string{
 		"",
 		"/* zswaprace --widen-at: the delay before line " + strconv.Itoa(ws.Line) + ", in microseconds (0: none). */",
@@ -147,7 +147,7 @@ func widenDiff(ws WidenSpec, raw []string, declAt int, sleep bool, fn, reason st
 		indent + "if (" + WidenAtParam + ")",
 		indent + "\t" + wait,
 	}
-	return unifiedInsert(ws.File, raw, []insertion{{before: declAt, lines: decl}, {before: ws.Line, lines: body}})
+	return unifiedInsert(ws.File, raw, noEOL, []insertion{{before: declAt, lines: decl}, {before: ws.Line, lines: body}})
 }
 
 func leadingSpace(s string) string {
@@ -161,8 +161,9 @@ type insertion struct {
 }
 
 // unifiedInsert is a -p1 unified diff of file that only inserts lines,
-// with three lines of context, hunks that overlap merged.
-func unifiedInsert(file string, raw []string, ins []insertion) string {
+// with three lines of context, hunks that overlap merged; noEOL says the
+// file's last line has no newline. The insertions are in line order.
+func unifiedInsert(file string, raw []string, noEOL bool, ins []insertion) string {
 	const ctx = 3
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- a/%s\n+++ b/%s\n", file, file)
@@ -188,6 +189,9 @@ func unifiedInsert(file string, raw []string, ins []insertion) string {
 			}
 			if l <= end {
 				lines = append(lines, " "+raw[l-1])
+				if l == len(raw) && noEOL {
+					lines = append(lines, `\ No newline at end of file`)
+				}
 			}
 		}
 		old := end - start + 1

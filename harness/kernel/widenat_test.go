@@ -193,6 +193,29 @@ func TestWidenAtRefuses(t *testing.T) {
 	}
 }
 
+// A file whose last line has no newline still gets a diff patch takes.
+func TestWidenAtNoFinalNewline(t *testing.T) {
+	if _, err := exec.LookPath("patch"); err != nil {
+		t.Skip("no patch")
+	}
+	dir := t.TempDir()
+	src := "int f(void)\n{\n\treturn 0;\n}"
+	if err := os.WriteFile(filepath.Join(dir, "f.c"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := WidenAt(dir, "f.c:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyTo(context.Background(), dir, w.Patch, false); err != nil {
+		t.Fatalf("%v\n%s", err, w.Patch.Data)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "f.c"))
+	if !strings.HasSuffix(string(got), "\t\tfsleep(zswaprace_widen_us);\n\treturn 0;\n}") {
+		t.Errorf("patched file:\n%s", got)
+	}
+}
+
 func TestParseWidenAt(t *testing.T) {
 	w, err := ParseWidenAt("mm/zswap.c:992")
 	if err != nil || w != (WidenSpec{File: "mm/zswap.c", Line: 992, DelayUS: DefaultWidenUS}) {
