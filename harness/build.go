@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"zswaprace/harness/fault"
 	"zswaprace/harness/kernel"
@@ -151,7 +152,8 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 		return nil, err
 	}
 	prof := plan.Source.Profile
-	say(fmt.Sprintf("%s is a %s tree (kernel %s): kernel profile %s", b.source, prof.Line, plan.Source.Version.Kernel, prof.Line))
+	say(fmt.Sprintf("%s is a %s tree (kernel %s): kernel profile %s (writeback from %s; counted by %s)",
+		b.source, prof.Line, plan.Source.Version.Kernel, prof.Line, strings.Join(prof.Triggers, " and "), prof.WrittenBack))
 	path := b.patch
 	if path == "" {
 		if path, err = b.patchPath(prof.FixPatch); err != nil {
