@@ -152,9 +152,15 @@ func TreeLine(dir string) string {
 // the one its line's profile expects, is a usage error that says what
 // was found and how to add a profile.
 func ProfileFor(dir string) (*Profile, error) {
+	return profileNamed(dir, dir)
+}
+
+// profileNamed is ProfileFor, naming the tree as the user did (a git
+// source's tree is an export in the cache).
+func profileNamed(dir, name string) (*Profile, error) {
 	line := TreeLine(dir)
 	if line == "" {
-		return nil, fault.Newf(fault.Usage, "kernel profile", "%s: no VERSION and PATCHLEVEL in its Makefile, so its kernel line is unknown (the harness knows %s)", dir, Lines())
+		return nil, fault.Newf(fault.Usage, "kernel profile", "%s: no VERSION and PATCHLEVEL in its Makefile, so its kernel line is unknown (the harness knows %s)", name, Lines())
 	}
 	p := ProfileByLine(line)
 	if p == nil {
@@ -162,11 +168,11 @@ func ProfileFor(dir string) (*Profile, error) {
 			"%s is a %s tree (kernel %s), and the harness has no profile for %s: it knows %s. "+
 				"To add one, add an entry for %s to the table in harness/kernel/profile.go (config fragments, zpools that write back, parameters, counters, fix and widening patches) "+
 				"and the patches and fragments it names (README, \"Your own tree and patch\")",
-			dir, line, MakefileVersion(dir), line, Lines(), line)
+			name, line, MakefileVersion(dir), line, Lines(), line)
 	}
 	src, err := os.ReadFile(filepath.Join(dir, "mm", "zswap.c"))
 	if err != nil {
-		return nil, fault.Newf(fault.Usage, "kernel profile", "%s is a %s tree without a readable mm/zswap.c: %v", dir, line, err)
+		return nil, fault.Newf(fault.Usage, "kernel profile", "%s is a %s tree without a readable mm/zswap.c: %v", name, line, err)
 	}
 	var missing []string
 	for _, s := range p.Symbols {
@@ -178,7 +184,7 @@ func ProfileFor(dir string) (*Profile, error) {
 		return nil, fault.Newf(fault.Usage, "kernel profile",
 			"%s is a %s tree, but its mm/zswap.c lacks %s, which the %s profile expects: its zswap is not %s's (back- or forward-ported?). "+
 				"Add a profile for it in harness/kernel/profile.go, matched by the symbols it has",
-			dir, line, strings.Join(missing, ", "), line, line)
+			name, line, strings.Join(missing, ", "), line, line)
 	}
 	return p, nil
 }

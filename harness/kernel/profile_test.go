@@ -204,7 +204,8 @@ func TestResolveProfiled(t *testing.T) {
 		t.Errorf("profile %+v, want 6.12's", src.Profile)
 	}
 	_, err = ResolveProfiled(ctx, "git:"+repo+"@HEAD", cache, say)
-	if err == nil || !isUsage(err) || !strings.Contains(err.Error(), "no profile for 6.6") || !strings.Contains(err.Error(), "harness/kernel/profile.go") {
+	if err == nil || !isUsage(err) || !strings.Contains(err.Error(), "no profile for 6.6") || !strings.Contains(err.Error(), "harness/kernel/profile.go") ||
+		!strings.Contains(err.Error(), "git:"+repo+"@HEAD is a 6.6 tree") {
 		t.Errorf("git source of a 6.6 tree: %v, want a usage error saying there is no profile for 6.6 and where to add one", err)
 	}
 	// The checkout itself, now at 6.6, as a source directory; and a 6.1 one.

@@ -124,7 +124,7 @@ func ResolveProfiled(ctx context.Context, spec, cacheDir string, say func(string
 	if err != nil {
 		return nil, err
 	}
-	if src.Profile, err = ProfileFor(src.Dir); err != nil {
+	if src.Profile, err = profileNamed(src.Dir, spec); err != nil {
 		return nil, err
 	}
 	return src, nil
