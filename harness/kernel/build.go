@@ -546,9 +546,28 @@ func (p *Plan) makeArgs(tree string, targets ...string) []string {
 	return append(args, targets...)
 }
 
+// buildEnv is the environment of the kernel's make: the harness's, less
+// what an enclosing make passes to its children. Run from a Makefile
+// target (make bench BENCH_FLAGS="--rows 'a|b'"), the kernel's make would
+// otherwise inherit the outer command line's variables through MAKEFLAGS,
+// and tools/objtool's build failed on them with "Syntax error:
+// Unterminated quoted string". The harness sets its own -j.
+func buildEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 func (p *Plan) runMake(ctx context.Context, tree string, logf io.Writer, lines func(string), targets ...string) error {
 	cmd := exec.CommandContext(ctx, "make", p.makeArgs(tree, targets...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = buildEnv(os.Environ())
 	// Stop the whole make process group on cancel, not just make, and with
 	// SIGTERM first: make deletes the half-written target it was building,
 	// which SIGKILL would leave behind to break the next build.
