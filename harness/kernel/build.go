@@ -381,23 +381,11 @@ func (p *Plan) compile(ctx context.Context, v Variant, tree, key, imgDir string,
 		return nil, fault.New(fault.Infra, "build log", err)
 	}
 	defer logf.Close()
-	if err := p.distrustUnfinished(tree, name); err != nil {
+	if err := p.configure(ctx, name, tree, logf, logPath); err != nil {
 		return nil, err
 	}
-	// The mark stays if this build is interrupted or killed; a build that
-	// ran to its end, built or failed, removes it.
-	if err := writeTree(tree, unfinishedMark, nil, 0o644); err != nil {
-		return nil, fault.New(fault.Infra, "tree", err)
-	}
-	err = p.configure(ctx, name, tree, logf, logPath)
-	if err == nil {
-		p.say("%s kernel: building in %s", name, obj)
-		err = p.make(ctx, name, tree, logf, logPath, start, "bzImage")
-	}
-	if ctx.Err() == nil {
-		removeTree(tree, unfinishedMark)
-	}
-	if err != nil {
+	p.say("%s kernel: building in %s", name, obj)
+	if err := p.make(ctx, name, tree, logf, logPath, start, "bzImage"); err != nil {
 		return nil, err
 	}
 	img, err := p.store(v, key, tree, imgDir)
@@ -449,34 +437,7 @@ func (p *Plan) prepareTree(ctx context.Context) (string, error) {
 const (
 	dirtyList = ".zswaprace-dirty"
 	readyMark = ".zswaprace-ready"
-	// unfinishedMark is in a tree while a build runs in it. A build that
-	// was interrupted or killed leaves it, and then its output directory
-	// cannot be trusted: a half-written file there broke the next build
-	// with "Syntax error: Unterminated quoted string" in tools/objtool,
-	// seen here after a Ctrl-C.
-	unfinishedMark = ".zswaprace-building"
 )
-
-// distrustUnfinished empties the tree's output directory when the last
-// build in the tree did not finish, so that this one starts clean (ccache,
-// when installed, keeps the rebuild quick).
-func (p *Plan) distrustUnfinished(tree, name string) error {
-	if _, err := os.Lstat(filepath.Join(tree, unfinishedMark)); err != nil {
-		return nil
-	}
-	obj, err := inTree(tree, "o")
-	if err != nil {
-		return fault.New(fault.Infra, "build", err)
-	}
-	p.say("%s kernel: the last build in this tree did not finish (interrupted or killed): building from an empty output directory", name)
-	if err := os.RemoveAll(obj); err != nil {
-		return fault.Newf(fault.Infra, "build", "cannot empty %s after an unfinished build: %v (remove it and run again)", obj, err)
-	}
-	if err := os.MkdirAll(obj, 0o755); err != nil {
-		return fault.New(fault.Infra, "build", err)
-	}
-	return nil
-}
 
 // switchTo brings the tree to the variant's state: every file an earlier
 // variant patched is restored from the pristine source, then the variant's
@@ -579,9 +540,28 @@ func (p *Plan) makeArgs(tree string, targets ...string) []string {
 	return append(args, targets...)
 }
 
+// buildEnv is the environment of the kernel's make: the harness's, less
+// what an enclosing make passes to its children. Run from a Makefile
+// target (make bench BENCH_FLAGS="--rows 'a|b'"), the kernel's make would
+// otherwise inherit the outer command line's variables through MAKEFLAGS,
+// and tools/objtool's build failed on them with "Syntax error:
+// Unterminated quoted string". The harness sets its own -j.
+func buildEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 func (p *Plan) runMake(ctx context.Context, tree string, logf io.Writer, lines func(string), targets ...string) error {
 	cmd := exec.CommandContext(ctx, "make", p.makeArgs(tree, targets...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = buildEnv(os.Environ())
 	// Stop the whole make process group on cancel, not just make, and with
 	// SIGTERM first: make deletes the half-written target it was building,
 	// which SIGKILL would leave behind to break the next build.
