@@ -93,12 +93,12 @@ func benchRows() []workload {
 		// anywhere, inside kernel critical sections too.
 		{name: "generic: real SMP, 2-CPU guest", kernel: benchPlain, cpus: 2},
 		{name: "generic: real SMP, 4-CPU guest", kernel: benchPlain, cpus: 4},
-		{name: "generic: real SMP, slot-reuse workload, 2-CPU guest", kernel: benchPlain, cpus: 2, tune: slotReuse},
 		// KCSAN's watchpoint stalls (kcsan.udelay_task, 80 us by default)
 		// widen every window in the kernel. The stall runs with interrupts
 		// off, so it only helps with a second CPU running the other side.
 		{name: "generic: KCSAN, 2-CPU guest", kernel: benchKcsan, cpus: 2},
 		{name: "generic: KCSAN, 1 ms stalls, 2-CPU guest", kernel: benchKcsan, cpus: 2, tune: func(f *runFlags) { f.kcsanUdelay = 1000 }},
+		{name: "generic: real SMP, slot-reuse workload, 2-CPU guest", kernel: benchPlain, cpus: 2, tune: slotReuse},
 		{name: "stress --vm 1 --vm-bytes 300M --vm-stride 4000, unpatched widened", kernel: benchWidened, exec: "stress --vm 1 --vm-bytes 300M --vm-stride 4000", delayUS: -1},
 		{name: "stress-ng --vm 4 --vm-bytes 90M --verify, unpatched widened", kernel: benchWidened, exec: "stress-ng --vm 4 --vm-bytes 90M --verify", delayUS: -1},
 		{name: "stress-ng --pageswap 4 --verify, unpatched widened", kernel: benchWidened, exec: "stress-ng --pageswap 4 --verify", delayUS: -1},
@@ -371,6 +371,9 @@ func soakMode(ctx context.Context, w workload, total time.Duration, vms int, acc
 			failed = append(failed, "stopped: the runs cannot go on")
 			break
 		}
+	}
+	if runs == 0 {
+		return nil // interrupted before its first run: nothing measured
 	}
 	mode := strings.TrimPrefix(w.name, "soak: ")
 	beside := ""
