@@ -290,6 +290,11 @@ func readBadEnd(path string) (*badEndFile, error) {
 // counts as a failure.
 func runConfig(rf runFlags, widen bool) string {
 	rf.qemu, rf.hangAfter = "", 0
+	if rf.zpool == "" {
+		// --zpool's default became the kernel line's; spelled as the
+		// default line's, measurements recorded before still match.
+		rf.zpool = kernel.DefaultProfile().DefaultZpool
+	}
 	return fmt.Sprintf("%+v widen=%v", rf, widen)
 }
 
@@ -334,7 +339,7 @@ func cmdBisectRun(ctx context.Context, args []string) (code int) {
 	f.rf.register(fs)
 	fs.StringVar(&f.tree, "tree", ".", "kernel git tree (git bisect runs the step in it)")
 	fs.StringVar(&f.rev, "rev", "HEAD", "commit to test")
-	fs.BoolVar(&f.widen, "widen", false, "apply patches/zswap-writeback-delay.patch at every step")
+	fs.BoolVar(&f.widen, "widen", false, "apply the kernel line's delay patch from patches/ at every step ("+kernel.PatchHelp(func(p *kernel.Profile) string { return p.WidenPatch })+")")
 	fs.StringVar(&f.badOn, "bad-on", "any", "which of the race's failures make a commit bad: any (corruption, crash, hang, workload-failed), or a list of those and warning")
 	fs.Var(&f.patterns, "crash-pattern", "regexp: a crash or hang whose title or guilty function matches is the race's, besides the titles the bad end shows (repeatable)")
 	fs.Var(&f.ignore, "ignore", "regexp: kernel reports whose title matches are known and benign (repeatable)")
@@ -903,14 +908,20 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 	}
 	var bf buildFlags
 	bf.source, bf.widen = "git:"+abs+"@"+commit, widen
-	fr, err := (&bf).fragments()
+	// Each step's tree says its line: a range may cross into one the
+	// harness has no profile for, which is said as such.
+	prof, err := kernel.ProfileFor(work)
 	if err != nil {
 		return commit, nil, err
 	}
-	v := kernel.Variant{Name: "commit " + commit[:12]}
+	fr, err := (&bf).fragmentsFor(prof)
+	if err != nil {
+		return commit, nil, err
+	}
+	v := kernel.Variant{Name: "commit " + commit[:12], Boot: kernel.Boot{Profile: prof.Line}}
 	if widen {
-		v.Boot.Widening = kernel.WidenDelay
-		wp, err := bf.patchPath("zswap-writeback-delay.patch")
+		v.Boot.Widening, v.Boot.DelayParam = kernel.WidenDelay, prof.DelayParam
+		wp, err := bf.patchPath(prof.WidenPatch)
 		if err != nil {
 			return commit, nil, err
 		}
@@ -925,5 +936,8 @@ func buildStep(ctx context.Context, tree, rev string, widen bool, say func(strin
 	}
 	plan := &kernel.Plan{Source: &kernel.Source{Spec: bf.source, Dir: work, ID: "git-" + commit}, Fragments: fr, Cache: cacheDir(), Say: say}
 	img, err := plan.BuildIn(ctx, v, work)
+	if img != nil {
+		img.Boot = v.Boot // an image cached before profiles does not say its line
+	}
 	return commit, img, err
 }

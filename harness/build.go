@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
+	"zswaprace/harness/fault"
 	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 )
@@ -23,12 +26,16 @@ type buildFlags struct {
 	kcsan  bool
 	debug  bool // kconfigs/mmdebug.config
 	jobs   int
+	// widenAt is --widen-at FILE:LINE[:USEC]: instrumentation the harness
+	// writes itself, instead of the profile's widening patch.
+	widenAt string
 }
 
 func (b *buildFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&b.source, "source", "debian:6.1", "kernel source: debian:6.1, debian:6.12, git:PATH@REV, or a source directory")
-	fs.StringVar(&b.patch, "patch", "", "the patch under test (default patches/zswap-writeback-race-fix.patch)")
-	fs.BoolVar(&b.widen, "widen", false, "apply patches/zswap-writeback-delay.patch to both variants (race-window instrumentation)")
+	fs.StringVar(&b.source, "source", "debian:"+kernel.DefaultLine, "kernel source: "+kernel.SpecHelp()+"; its kernel line picks the profile (known: "+kernel.Lines()+")")
+	fs.StringVar(&b.patch, "patch", "", "the patch under test (default: the kernel line's fix in patches/, "+kernel.PatchHelp(func(p *kernel.Profile) string { return p.FixPatch })+")")
+	fs.BoolVar(&b.widen, "widen", false, "apply the kernel line's race-window instrumentation from patches/ to both variants ("+kernel.PatchHelp(func(p *kernel.Profile) string { return p.WidenPatch })+")")
+	fs.StringVar(&b.widenAt, "widen-at", "", "widen at this line of the source instead of --widen: the harness inserts a delay there (a sleep where the code may sleep, else a busy-wait) set by the zswaprace_widen_us parameter, default USEC or 2000")
 	fs.BoolVar(&b.kasan, "kasan", false, "add kconfigs/kasan.config (slower, catches use-after-free directly)")
 	fs.BoolVar(&b.kcsan, "kcsan", false, "add kconfigs/kcsan.config: KCSAN's watchpoint stalls widen every race window, no race-specific patch (see --kcsan-udelay)")
 	fs.BoolVar(&b.debug, "debug", false, "add kconfigs/mmdebug.config: DEBUG_VM, PAGE_OWNER (a leak's allocation stacks named in the health check), DEBUG_ATOMIC_SLEEP; slower")
@@ -52,15 +59,18 @@ func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, 
 	if err := kernel.CheckTools(); err != nil {
 		return nil, err
 	}
-	fr, err := b.fragments()
-	if err != nil {
+	if err := b.check(); err != nil {
 		return nil, err
 	}
 	cache := b.cache
 	if cache == "" {
 		cache = cacheDir()
 	}
-	src, err := kernel.Resolve(ctx, b.source, cache, say)
+	src, err := kernel.ResolveProfiled(ctx, b.source, cache, say)
+	if err != nil {
+		return nil, err
+	}
+	fr, err := b.fragmentsFor(src.Profile)
 	if err != nil {
 		return nil, err
 	}
@@ -70,8 +80,43 @@ func (b *buildFlags) plan(ctx context.Context, say func(string)) (*kernel.Plan, 
 // errKasanKcsan: the kernel builds with one of the two sanitizers.
 var errKasanKcsan = fmt.Errorf("--kasan and --kcsan cannot be combined (the kernel allows one of them): drop one")
 
-// fragments loads the kconfig fragments the flags ask for.
+// check refuses --widen-at flags that cannot work, before anything slow.
+func (b *buildFlags) check() error {
+	if b.widenAt != "" {
+		if b.widen {
+			return fault.Newf(fault.Usage, "--widen-at", "--widen and --widen-at cannot be combined (each widens the race window its own way): drop one")
+		}
+		if _, err := kernel.ParseWidenAt(b.widenAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildExit is the exit code of a build that failed with err: exitUsage
+// when --widen-at names a place the source does not have (a file that is
+// not there, a line past its end or outside a function body: a flag value
+// out of range, known only once the source is there), else exitError.
+func buildExit(err error) int {
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Kind == fault.Usage && fe.Op == "--widen-at" {
+		return exitUsage
+	}
+	return exitError
+}
+
+// widens says whether the kernels carry race-window instrumentation.
+func (b *buildFlags) widens() bool { return b.widen || b.widenAt != "" }
+
+// fragments loads the kconfig fragments the flags ask for, for a kernel of
+// the default line.
 func (b *buildFlags) fragments() ([]kernel.Fragment, error) {
+	return b.fragmentsFor(kernel.DefaultProfile())
+}
+
+// fragmentsFor loads the kconfig fragments the flags ask for, on top of
+// the profile's.
+func (b *buildFlags) fragmentsFor(p *kernel.Profile) ([]kernel.Fragment, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -79,7 +124,7 @@ func (b *buildFlags) fragments() ([]kernel.Fragment, error) {
 	if b.kasan && b.kcsan {
 		return nil, errKasanKcsan
 	}
-	frags := []string{"base", "zswap", "debug"}
+	frags := append([]string(nil), p.Fragments...)
 	if b.kasan {
 		frags = append(frags, "kasan")
 	}
@@ -106,9 +151,12 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 	if err != nil {
 		return nil, err
 	}
+	prof := plan.Source.Profile
+	say(fmt.Sprintf("%s is a %s tree (kernel %s): kernel profile %s (writeback from %s; counted by %s)",
+		b.source, prof.Line, plan.Source.Version.Kernel, prof.Line, strings.Join(prof.Triggers, " and "), prof.WrittenBack))
 	path := b.patch
 	if path == "" {
-		if path, err = b.patchPath("zswap-writeback-race-fix.patch"); err != nil {
+		if path, err = b.patchPath(prof.FixPatch); err != nil {
 			return nil, err
 		}
 	}
@@ -116,17 +164,16 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 	if err != nil {
 		return nil, err
 	}
-	var widen *kernel.Patch
+	widen, boot, err := b.widening(plan.Source)
+	if err != nil {
+		return nil, err
+	}
 	var before []*kernel.Patch
-	if b.widen {
-		wp, err := b.patchPath("zswap-writeback-delay.patch")
-		if err != nil {
-			return nil, err
-		}
-		if widen, err = kernel.ReadPatch(wp); err != nil {
-			return nil, err
-		}
+	if widen != nil {
 		before = append(before, widen)
+		if boot.WidenAt != "" {
+			say(fmt.Sprintf("--widen-at: a delay at %s, default %d us, set with %s=US", boot.WidenAt, boot.DelayUS, boot.DelayParam))
+		}
 	}
 	dir, err := kernel.DetectAfter(ctx, plan.Source.Dir, fix, before)
 	if err != nil {
@@ -138,12 +185,45 @@ func (b *buildFlags) buildBoth(ctx context.Context, say func(string)) (*built, e
 		say(fmt.Sprintf("%s lacks %s: unpatched = source as shipped, patched = source + patch", b.source, filepath.Base(path)))
 	}
 	un, pa := kernel.Variants(fix, dir, widen)
+	un.Boot, pa.Boot = boot, boot
 	imgs, err := plan.Build(ctx, un, pa)
 	if err != nil {
 		return nil, err
 	}
+	for _, img := range imgs {
+		// An image cached before the profiles existed has an image.json
+		// that does not say all of it; the key says it is this one.
+		img.Boot = boot
+	}
 	return &built{source: plan.Source, patch: fix, direction: dir, unpatched: imgs[0], patched: imgs[1],
 		version: &plan.Source.Version, fragments: configFragments(plan.Fragments)}, nil
+}
+
+// widening is the race-window instrumentation the flags ask for on src
+// (nil for none), and what its images need at boot.
+func (b *buildFlags) widening(src *kernel.Source) (*kernel.Patch, kernel.Boot, error) {
+	boot := kernel.Boot{Profile: src.Profile.Line}
+	switch {
+	case b.widenAt != "":
+		w, err := kernel.WidenAt(src.Dir, b.widenAt)
+		if err != nil {
+			return nil, boot, err
+		}
+		boot.Widening, boot.DelayParam, boot.DelayUS, boot.WidenAt = kernel.WidenDelayAt, kernel.WidenAtParam, w.DelayUS(), w.Where()
+		return w.Patch, boot, nil
+	case b.widen:
+		wp, err := b.patchPath(src.Profile.WidenPatch)
+		if err != nil {
+			return nil, boot, err
+		}
+		w, err := kernel.ReadPatch(wp)
+		if err != nil {
+			return nil, boot, err
+		}
+		boot.Widening, boot.DelayParam = kernel.WidenDelay, src.Profile.DelayParam
+		return w, boot, nil
+	}
+	return nil, boot, nil
 }
 
 func cmdBuild(ctx context.Context, args []string) int {
@@ -155,6 +235,9 @@ func cmdBuild(ctx context.Context, args []string) int {
 	if code, ok := parseArgs(fs, args, false); !ok {
 		return code
 	}
+	if err := bf.check(); err != nil {
+		return usageError("build", err)
+	}
 	p := newProgress()
 	b, err := bf.buildBoth(ctx, p.Say)
 	if err == nil && *export != "" {
@@ -162,7 +245,7 @@ func cmdBuild(ctx context.Context, args []string) int {
 	}
 	if err != nil {
 		printErr(err)
-		return exitError
+		return buildExit(err)
 	}
 	if *asJSON {
 		json.NewEncoder(os.Stdout).Encode(map[string]any{

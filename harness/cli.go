@@ -159,20 +159,20 @@ var flagGroups = []struct {
 }{
 	{"Source and patch", []string{"source", "patch", "kasan", "debug", "build-jobs", "kernels", "kernel", "config", "variant", "export",
 		"tree", "rev", "good", "bad", "log", "culprit", "unresolved"}},
-	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
+	{"Widening (the race window, and zswap's pressure on it)", []string{"widen", "widen-at", "delay-us", "kcsan", "kcsan-udelay", "kcsan-skip-watch", "zpool", "compressor", "max-pool-percent",
 		"swing-low", "swing-high", "swing-period"}},
 	{"Guest sizing", []string{"mem", "cpus", "swap", "accel", "qemu", "cmdline"}},
 	{"Workload", []string{"workload", "workers", "mib-per-worker", "mode", "duration", "hang-after", "health", "leak-tolerance"}},
 	{"Runs and verdict", []string{"runs", "budget", "jobs", "alpha", "min-reduction", "signature", "ignore", "expect",
 		"bad-on", "crash-pattern", "bad-end", "measure", "measure-failures", "measure-budget", "wrong", "miss",
-		"reps", "peer-reps", "build-reps", "limit", "soak", "verdict-reps"}},
+		"reps", "peer-reps", "generic-reps", "build-reps", "limit", "generic-limit", "soak", "verdict-reps", "rows"}},
 	{"Output", []string{"out", "json"}},
 }
 
 // flagPlaceholders name a flag's value in the help.
 var flagPlaceholders = map[string]string{
-	"source": "SPEC", "patch": "FILE", "config": "FILE", "kernel": "BZIMAGE", "kernels": "DIR", "export": "DIR",
-	"out": "DIR", "tree": "DIR", "variant": "unpatched|patched", "accel": "auto|kvm|tcg", "mode": "MODE",
+	"source": "SPEC", "patch": "FILE", "widen-at": "FILE:LINE[:USEC]", "config": "FILE", "kernel": "BZIMAGE", "kernels": "DIR", "export": "DIR",
+	"out": "DIR", "rows": "REGEXP", "tree": "DIR", "variant": "unpatched|patched", "accel": "auto|kvm|tcg", "mode": "MODE",
 	"workload": "'PROGRAM ARGS'", "qemu": "PROGRAM", "cmdline": "'PARAMS'", "zpool": "NAME", "compressor": "NAME",
 	"signature": "REGEXP", "ignore": "REGEXP", "crash-pattern": "REGEXP", "rev": "REV", "good": "REV", "bad": "REV",
 	"culprit": "SHA", "log": "FILE", "bad-end": "FILE", "bad-on": "LIST", "unresolved": "TEXT", "mem": "MIB",

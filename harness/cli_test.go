@@ -149,6 +149,7 @@ func TestUsageErrors(t *testing.T) {
 		{"build", []string{"fix.patch"}, `unexpected argument "fix.patch"`},
 		{"bench", []string{"x"}, `unexpected argument "x"`},
 		{"bench", []string{"--cpus", "99"}, "--cpus 99"},
+		{"bench", []string{"--rows", "("}, "--rows"},
 		{"merge", nil, "no shard directories"},
 		{"merge", []string{"--bogus", "d"}, "flag provided but not defined"},
 	}

@@ -89,6 +89,9 @@ func cmdCompare(ctx context.Context, args []string) int {
 	if err := rf.validate(); err != nil {
 		return usageErr(err)
 	}
+	if err := bf.check(); err != nil {
+		return usageErr(err)
+	}
 	opt := verdict.Options{Alpha: cf.alpha, MinReduction: cf.minReduction}
 	if err := opt.Validate(); err != nil {
 		return usageErr(err)
@@ -122,9 +125,12 @@ func cmdCompare(ctx context.Context, args []string) int {
 	p := newProgress()
 	started := time.Now()
 	b, m, err := kernelsOrBuild(ctx, &bf, *kernels, p.Say)
-	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widen,
-		Widening: widening(bf.widen, bf.kcsan, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
-		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widen), Expect: cf.expect}
+	boot := bootWanted(&bf, b)
+	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widens(),
+		Widening: wideningOf(boot, bf.kcsan, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
+		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widens()), Expect: cf.expect}
+	// The kernel line's command line, not the default line's.
+	rep.Guest.Cmdline = strings.Join(rf.cmdlineFor(boot), " ")
 	if rep.Alpha == 0 {
 		rep.Alpha = verdict.DefaultAlpha
 	}
@@ -154,7 +160,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 			rep.Verdict, rep.Interrupted = verdictInterrupted, true
 		}
 		finish(dir, rep, *asJSON)
-		return exitError
+		return buildExit(err)
 	}
 	s := &scheduler{env: e, jobs: cf.jobs, sig: sig,
 		imgs: map[string]bootImage{
@@ -218,9 +224,21 @@ const verdictInterrupted = "interrupted"
 
 // widening says in words how the race window was widened, for the report.
 func widening(widen, kcsan bool, rf runFlags) string {
+	return wideningOf(widenBoot(widen), kcsan, rf)
+}
+
+// wideningOf says in words how the race window of kernels that need what
+// b says was widened, for the report.
+func wideningOf(b kernel.Boot, kcsan bool, rf runFlags) string {
 	var parts []string
-	if widen {
-		parts = append(parts, fmt.Sprintf("delay patch (zswap.writeback_delay_us=%d)", rf.delay(true)))
+	switch b.Widening {
+	case kernel.WidenDelay:
+		parts = append(parts, fmt.Sprintf("delay patch (%s=%d)", b.Param(), rf.delayFor(b)))
+	case kernel.WidenDelayAt:
+		parts = append(parts, fmt.Sprintf("delay at %s, %d us (%s)", b.WidenAt, rf.delayFor(b), b.Param()))
+	case "":
+	default:
+		parts = append(parts, b.Widening)
 	}
 	if kcsan {
 		ud, skip := "80 us (kernel default)", "4000 (kernel default)"
@@ -343,4 +361,18 @@ func reportDirection(d kernel.Direction) string {
 		return "forward"
 	}
 	return string(d)
+}
+
+// bootWanted is what the kernels b need at boot (their line, their
+// widening), or what the flags ask for when there are none (a failed
+// build).
+func bootWanted(bf *buildFlags, b *built) kernel.Boot {
+	if b != nil && b.unpatched != nil {
+		boot := b.unpatched.Boot
+		if bf.widen && boot.Widening == "" {
+			boot.Widening = kernel.WidenDelay
+		}
+		return boot
+	}
+	return widenBoot(bf.widens())
 }

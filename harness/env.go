@@ -34,12 +34,23 @@ type bootImage struct {
 	Kernel string
 	Config string // its .config, recorded in the report
 	Widen  bool   // it carries the race-window instrumentation
+	// Boot is what its image.json says it needs (kernel line, widening).
+	Boot kernel.Boot
+}
+
+// boot is what the image needs at boot, --widen included.
+func (b bootImage) boot() kernel.Boot {
+	k := b.Boot
+	if b.Widen && k.Widening == "" {
+		k.Widening = kernel.WidenDelay
+	}
+	return k
 }
 
 // bootOf is how to boot an image the harness built: its image.json says
 // whether it carries the race-window instrumentation.
 func bootOf(img *kernel.Image) bootImage {
-	return bootImage{Kernel: img.Kernel, Config: img.Config, Widen: img.Boot.Widening == kernel.WidenDelay}
+	return bootImage{Kernel: img.Kernel, Config: img.Config, Widen: img.Boot.Widening != "", Boot: img.Boot}
 }
 
 // newEnv builds the agent's initramfs (with the external workload, if the
@@ -79,6 +90,7 @@ func (e *env) spec(variant string, index int, img bootImage, sub string) runner.
 		HangAfter: f.hangAfter,
 		Health:    f.healthSpec(),
 		PageOwner: hasPageOwner(img.Config),
+		Writeback: writebackOf(img.boot()),
 	}
 }
 
@@ -88,7 +100,7 @@ func (e *env) spec(variant string, index int, img bootImage, sub string) runner.
 // It goes before the user's --cmdline, which can still turn it off (the
 // last page_owner= wins).
 func bootCmdline(f *runFlags, img bootImage) []string {
-	c := f.kernelCmdline(img.Widen)
+	c := f.cmdlineFor(img.boot())
 	if hasPageOwner(img.Config) {
 		user := len(strings.Fields(f.cmdline))
 		c = slices.Insert(c, len(c)-user, pageOwnerParam)

@@ -84,7 +84,7 @@ func exportKernels(dir string, b *built, bf buildFlags) error {
 	rf := defaultRunFlags()
 	m := manifest{SchemaVersion: manifestSchema, Tool: "zswaprace", Source: bf.source, Patch: b.patch.Path,
 		PatchFile: "patch.diff", PatchSHA256: sha256Hex(b.patch.Data), PatchDirection: string(b.direction),
-		Widen: bf.widen, Widening: widening(bf.widen, bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan, Debug: bf.debug,
+		Widen: bf.widens(), Widening: wideningOf(bootWanted(&bf, b), bf.kcsan, rf), Kasan: bf.kasan, Kcsan: bf.kcsan, Debug: bf.debug,
 		SourceVersion: b.version, ConfigFragments: b.fragments}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, m.PatchFile), b.patch.Data); err != nil {
 		return fault.New(fault.Infra, "export", err)
@@ -255,7 +255,7 @@ func kernelsExclusive(fs *flag.FlagSet, dir string) error {
 	var clash []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "source", "patch", "widen", "kasan", "kcsan", "debug", "build-jobs":
+		case "source", "patch", "widen", "widen-at", "kasan", "kcsan", "debug", "build-jobs":
 			clash = append(clash, "--"+f.Name)
 		}
 	})

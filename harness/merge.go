@@ -145,6 +145,7 @@ var poolFields = []poolField{
 	{"guest.workload", func(r *report.Report) string { return r.Guest.Workload }, sameFlags + " (--workers, --mib-per-worker, --mode, --swing-*, --workload)"},
 	{"guest.cmdline", func(r *report.Report) string { return r.Guest.Cmdline }, sameFlags + " (--zpool, --compressor, --max-pool-percent, --delay-us, --cmdline)"},
 	{"guest.hang_after_seconds", func(r *report.Report) string { return fmt.Sprint(r.Guest.HangAfterSeconds) }, sameFlags + " (--hang-after)"},
+	{"guest.health", func(r *report.Report) string { return r.Guest.Health }, sameFlags + " (--health, --leak-tolerance): a run that is a leak in one shard must be one in all"},
 	{"design", func(r *report.Report) string { return r.Design }, sameFlags + " (all --runs N, or all adaptive)"},
 	{"alpha", func(r *report.Report) string { return fmt.Sprint(r.Alpha) }, sameFlags + " (--alpha)"},
 	{"min_reduction", func(r *report.Report) string { return floatOrNone(r.MinReduction) }, sameFlags + " (--min-reduction)"},
@@ -382,7 +383,10 @@ func copyShardConfigs(from, to string) error {
 // guestOf records how the flags set up every guest, for merge to check.
 func guestOf(rf runFlags, widen bool) *report.Guest {
 	g := &report.Guest{CPUs: rf.cpus, MemMiB: rf.mem, SwapMiB: rf.swapMiB, RunSeconds: rf.duration.Seconds(),
-		Cmdline: strings.Join(rf.kernelCmdline(widen), " "), HangAfterSeconds: rf.hangAfter.Seconds()}
+		Cmdline: strings.Join(rf.kernelCmdline(widen), " "), HangAfterSeconds: rf.hangAfter.Seconds(), Health: "off"}
+	if rf.health {
+		g.Health = fmt.Sprintf("after every run, leak tolerance %d pages", rf.leakTolerance)
+	}
 	if rf.workload != "" {
 		g.Workload = "external: " + rf.workload
 	} else {

@@ -196,6 +196,7 @@ func TestMergeRefusesDifferentShards(t *testing.T) {
 		{"guest.run_seconds", func(r *report.Report) { r.Guest.RunSeconds = 120 }},
 		{"guest.workload", func(r *report.Report) { r.Guest.Workload = "external: stress --vm 1" }},
 		{"guest.cmdline", func(r *report.Report) { r.Guest.Cmdline += " zswap.zpool=z3fold" }},
+		{"guest.health", func(r *report.Report) { r.Guest.Health = "after every run, leak tolerance 4096 pages" }},
 		{"design", func(r *report.Report) { r.Design = "adaptive" }},
 		{"alpha", func(r *report.Report) { r.Alpha = 0.01 }},
 		{"min_reduction", func(r *report.Report) { m := 10.0; r.MinReduction = &m }},

@@ -57,6 +57,9 @@ func cmdRun(ctx context.Context, args []string) int {
 		printErr(err)
 		return exitError
 	}
+	if built {
+		img.Boot = boot
+	}
 	if built && img.Config == "" {
 		// The harness built it: its .config is beside it (the cache's
 		// image directory, or an export's variant directory).
@@ -65,9 +68,9 @@ func cmdRun(ctx context.Context, args []string) int {
 			img.Config = c
 		}
 	}
-	if built && boot.Widening == kernel.WidenDelay && !img.Widen {
+	if built && boot.Widening != "" && !img.Widen {
 		img.Widen = true
-		p.Say(fmt.Sprintf("the kernel carries the race-window instrumentation (its image.json says so): zswap.writeback_delay_us=%d", rf.delay(true)))
+		p.Say(fmt.Sprintf("the kernel carries the race-window instrumentation (its image.json says so): %s=%d", boot.Param(), rf.delayFor(boot)))
 	}
 	e, err := newEnv(ctx, rf, cacheDir(), dir, p.Say)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/runner"
 	"zswaprace/harness/vm"
@@ -49,13 +50,13 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", stress.DefaultWorkers, "stress workers")
 	fs.IntVar(&f.mibPerWorker, "mib-per-worker", stress.DefaultMiBPerWorker, "memory per worker, MiB")
 	fs.StringVar(&f.mode, "mode", stress.DefaultMode, "stress mode: sweep, random or mixed")
-	fs.StringVar(&f.zpool, "zpool", "zbud", "zswap zpool (zbud or z3fold write back in 6.1; zsmalloc cannot)")
+	fs.StringVar(&f.zpool, "zpool", "", "zswap zpool (default: the kernel line's; those that write back, by line: "+kernel.ZpoolHelp()+")")
 	fs.StringVar(&f.compressor, "compressor", "lzo", "zswap compressor")
 	fs.IntVar(&f.maxPool, "max-pool-percent", 20, "zswap max_pool_percent at boot")
 	fs.IntVar(&f.swingLow, "swing-low", stress.DefaultSwingLow, "pool controller: low max_pool_percent")
 	fs.IntVar(&f.swingHigh, "swing-high", stress.DefaultSwingHigh, "pool controller: high max_pool_percent")
 	fs.DurationVar(&f.swingPeriod, "swing-period", stress.DefaultSwingPeriodMs*time.Millisecond, "pool controller period (0 turns the swing off)")
-	fs.IntVar(&f.delayUS, "delay-us", -1, "zswap.writeback_delay_us for widened kernels (default 2000 with --widen, else 0)")
+	fs.IntVar(&f.delayUS, "delay-us", -1, "the widening's delay for widened kernels, microseconds (zswap.writeback_delay_us with --widen, zswaprace_widen_us with --widen-at; default 2000, or --widen-at's USEC, else 0)")
 	fs.DurationVar(&f.hangAfter, "hang-after", 0, "silence from the guest that counts as a hang (default 30s, x4 under TCG)")
 	fs.StringVar(&f.workload, "workload", "", "run this host program in the guest instead of the stress workers, e.g. 'stress --vm 1 --vm-bytes 300M'")
 	fs.StringVar(&f.qemu, "qemu", "qemu-system-x86_64", "QEMU binary")
@@ -124,24 +125,64 @@ func (f *runFlags) stressConfig() stress.Config {
 // delay is zswap.writeback_delay_us for a kernel with (widen) or without
 // the race-window instrumentation.
 func (f *runFlags) delay(widen bool) int {
+	return f.delayFor(widenBoot(widen))
+}
+
+// delayFor is the widening delay for a kernel that needs what b says.
+func (f *runFlags) delayFor(b kernel.Boot) int {
 	switch {
 	case f.delayUS >= 0:
 		return f.delayUS
-	case widen:
+	case b.Widening != "" && b.DelayUS > 0:
+		return b.DelayUS
+	case b.Widening != "":
 		return defaultDelayUS
 	}
 	return 0
 }
 
+// widenBoot is what a kernel of the default line needs at boot with
+// (widen) or without its delay patch.
+func widenBoot(widen bool) kernel.Boot {
+	if widen {
+		return kernel.Boot{Widening: kernel.WidenDelay}
+	}
+	return kernel.Boot{}
+}
+
 // defaultDelayUS is the widened kernels' default writeback delay.
 const defaultDelayUS = 2000
 
-// kernelCmdline is zswap's set-up plus the instrumentation delay.
+// kernelCmdline is zswap's set-up plus the instrumentation delay, for a
+// kernel of the default line with (widen) or without its delay patch.
 func (f *runFlags) kernelCmdline(widen bool) []string {
-	c := []string{"zswap.enabled=1", "zswap.zpool=" + f.zpool, "zswap.compressor=" + f.compressor,
-		fmt.Sprintf("zswap.max_pool_percent=%d", f.maxPool)}
-	if d := f.delay(widen); d > 0 {
-		c = append(c, fmt.Sprintf("zswap.writeback_delay_us=%d", d))
+	return f.cmdlineFor(widenBoot(widen))
+}
+
+// profileOf is the profile of the line an image says it is of; an image
+// from before profiles, or of a line this harness does not know, gets the
+// default line's.
+func profileOf(b kernel.Boot) *kernel.Profile {
+	if p := kernel.ProfileByLine(b.Profile); p != nil {
+		return p
+	}
+	return kernel.DefaultProfile()
+}
+
+// cmdlineFor is the kernel command line of a kernel that needs what b
+// says: its line's zswap set-up, the widening's delay, KCSAN's knobs and
+// --cmdline.
+func (f *runFlags) cmdlineFor(b kernel.Boot) []string {
+	prof := profileOf(b)
+	c := prof.Cmdline(f.zpool, f.compressor, f.maxPool)
+	if d := f.delayFor(b); d > 0 {
+		// --delay-us on a kernel with no widening of the harness's: it may
+		// carry the line's delay patch, built elsewhere.
+		param := b.Param()
+		if param == "" {
+			param = prof.DelayParam
+		}
+		c = append(c, fmt.Sprintf("%s=%d", param, d))
 	}
 	// Harmless on kernels without KCSAN: an unknown "module.param" is
 	// ignored by the kernel.
@@ -152,4 +193,11 @@ func (f *runFlags) kernelCmdline(widen bool) []string {
 		c = append(c, fmt.Sprintf("kcsan.skip_watch=%d", f.kcsanSkip))
 	}
 	return append(c, strings.Fields(f.cmdline)...)
+}
+
+// writebackOf is the counter of pages written back on a kernel that needs
+// what b says (its line's profile).
+func writebackOf(b kernel.Boot) runner.Counter {
+	p := profileOf(b)
+	return runner.Counter{Name: p.WrittenBack, Hint: p.WrittenBackHint, Zpools: p.Zpools}
 }

@@ -11,7 +11,9 @@ import (
 )
 
 // VmstatCounters are the /proc/vmstat counters SampleKernel reads (zswpwb
-// exists only on kernels newer than 6.1).
+// exists only on kernels newer than 6.1). The harness's kernel profiles
+// (harness/kernel/profile.go) say which counter is a line's count of pages
+// written back; a test there checks that it is one of these.
 var VmstatCounters = []string{"zswpin", "zswpout", "zswpwb", "pswpin", "pswpout"}
 
 // SampleKernel reads the kernel's zswap and swap counters: every file of

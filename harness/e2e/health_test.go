@@ -60,7 +60,45 @@ func TestPatchThatLeaksIsRegressed(t *testing.T) {
 // A patch that makes swapoff fail is a health failure, never clean: one
 // short run of the patched kernel is enough, since swapoff fails every time.
 func TestPatchThatBreaksSwapoffIsNotClean(t *testing.T) {
-	patch := filepath.Join(root, "harness", "e2e", "testdata", "swapoff-fails.patch")
+	kernel := buildPatched(t, "swapoff-fails.patch")
+	out := t.TempDir()
+	code, stdout, _ := harness(t, nil, "run", "--kernel", kernel, "--duration", "20s", "--out", out)
+	t.Logf("stdout:\n%s", stdout)
+	r := readRun(t, out)
+	if r.Outcome != report.OutcomeHealth || code != 1 {
+		t.Fatalf("outcome %s, exit %d; want health, 1 (%s)", r.Outcome, code, r.Error)
+	}
+	if r.Health == nil || r.Health.SwapoffOK || !strings.Contains(r.Health.SwapoffError, "cannot allocate memory") ||
+		!slices.Contains(r.CrashTitles, report.TitleSwapoff) || !strings.Contains(stdout, "health: swapoff failed") {
+		t.Errorf("health %+v, titles %q", r.Health, r.CrashTitles)
+	}
+}
+
+// A patch that makes swapoff hang, stuck in the kernel where not even
+// SIGKILL ends it, is a health failure or a hang, never clean; and the run
+// ends (the agent gives swapoff a deadline), leaving no QEMU behind.
+func TestPatchThatHangsSwapoffIsNotClean(t *testing.T) {
+	kernel := buildPatched(t, "swapoff-hangs.patch")
+	out, tmp := t.TempDir(), t.TempDir()
+	code, stdout, _ := harness(t, []string{"TMPDIR=" + tmp}, "run", "--kernel", kernel, "--duration", "20s", "--out", out)
+	t.Logf("stdout:\n%s", stdout)
+	r := readRun(t, out)
+	if code != 1 || (r.Outcome != report.OutcomeHealth && r.Outcome != report.OutcomeHang) {
+		t.Fatalf("outcome %s, exit %d; want health or hang, 1 (%s)", r.Outcome, code, r.Error)
+	}
+	if r.Outcome == report.OutcomeHealth && (r.Health == nil || r.Health.SwapoffOK || !slices.Contains(r.CrashTitles, report.TitleSwapoff)) {
+		t.Errorf("health %+v, titles %q: want a swapoff that did not finish", r.Health, r.CrashTitles)
+	}
+	if qemus := qemuProcesses(t, filepath.Join(tmp, "zr-vm-")); len(qemus) > 0 {
+		t.Errorf("QEMU left running: %v", qemus)
+	}
+}
+
+// buildPatched builds the widened kernel with a test patch from testdata
+// and returns its bzImage.
+func buildPatched(t *testing.T, name string) string {
+	t.Helper()
+	patch := filepath.Join(root, "harness", "e2e", "testdata", name)
 	code, stdout, _ := harness(t, nil, "build", "--widen", "--patch", patch, "--json")
 	if code != 0 {
 		t.Fatalf("build: exit %d", code)
@@ -71,15 +109,5 @@ func TestPatchThatBreaksSwapoffIsNotClean(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &built); err != nil || built.Patched.Kernel == "" {
 		t.Fatalf("build --json printed %q: %v", stdout, err)
 	}
-	out := t.TempDir()
-	code, stdout, _ = harness(t, nil, "run", "--kernel", built.Patched.Kernel, "--duration", "20s", "--out", out)
-	t.Logf("stdout:\n%s", stdout)
-	r := readRun(t, out)
-	if r.Outcome != report.OutcomeHealth || code != 1 {
-		t.Fatalf("outcome %s, exit %d; want health, 1 (%s)", r.Outcome, code, r.Error)
-	}
-	if r.Health == nil || r.Health.SwapoffOK || !strings.Contains(r.Health.SwapoffError, "cannot allocate memory") ||
-		!slices.Contains(r.CrashTitles, report.TitleSwapoff) || !strings.Contains(stdout, "health: swapoff failed") {
-		t.Errorf("health %+v, titles %q", r.Health, r.CrashTitles)
-	}
+	return built.Patched.Kernel
 }

@@ -46,13 +46,39 @@ type Variant struct {
 // command line beside each image for the same reason).
 type Boot struct {
 	// Widening names the race-window instrumentation the image carries:
-	// "" for none, WidenDelay for patches/zswap-writeback-delay.patch,
-	// whose delay is the zswap.writeback_delay_us parameter.
+	// "" for none, WidenDelay for the kernel line's delay patch (6.1's
+	// patches/zswap-writeback-delay.patch), WidenDelayAt for --widen-at.
 	Widening string `json:"widening,omitempty"`
+	// Profile is the kernel line whose profile the image was built with
+	// ("" in images from before profiles: DefaultLine).
+	Profile string `json:"profile,omitempty"`
+	// DelayParam is the kernel parameter that sets the widening's delay
+	// ("" in images from before: zswap.writeback_delay_us), DelayUS the
+	// delay --widen-at asked for (0: the harness's default).
+	DelayParam string `json:"delay_param,omitempty"`
+	DelayUS    int    `json:"delay_us,omitempty"`
+	// WidenAt says where --widen-at put the delay and how it waits, e.g.
+	// "mm/zswap.c:1080 (sleep)".
+	WidenAt string `json:"widen_at,omitempty"`
 }
 
-// WidenDelay is Boot.Widening for the delay instrumentation patch.
-const WidenDelay = "delay"
+// Widening values: the kernel line's delay patch, and --widen-at's.
+const (
+	WidenDelay   = "delay"
+	WidenDelayAt = "delay-at"
+)
+
+// Param is the kernel parameter that sets the image's widening delay, ""
+// when it has no widening.
+func (b Boot) Param() string {
+	switch {
+	case b.Widening == "":
+		return ""
+	case b.DelayParam != "":
+		return b.DelayParam
+	}
+	return "zswap.writeback_delay_us"
+}
 
 // Plan is what to build and how.
 type Plan struct {
@@ -78,6 +104,9 @@ type Image struct {
 
 // Variants returns the unpatched and patched variants for a patch in the
 // given direction, each with the instrumentation patch (if any) applied.
+//
+// The variants' Boot says WidenDelay when there is a widening; a caller
+// with more to say (the profile, --widen-at) sets Boot itself.
 func Variants(fix *Patch, dir Direction, widen *Patch) (unpatched, patched Variant) {
 	unpatched, patched = Variant{Name: "unpatched"}, Variant{Name: "patched"}
 	if widen != nil {
@@ -103,9 +132,13 @@ func (p *Plan) Key(v Variant) string {
 		h.Write(s.Patch.Data)
 	}
 	// image.json carries Boot: an image cached without it must not be
-	// served for a variant that needs it.
-	if v.Boot != (Boot{}) {
+	// served for a variant that needs it. The profile is not hashed: the
+	// source decides it, and keys from before profiles stay valid.
+	if v.Boot.Widening != "" {
 		fmt.Fprintln(h, "boot", v.Boot.Widening)
+	}
+	if v.Boot.DelayParam != "" && v.Boot.DelayParam != "zswap.writeback_delay_us" || v.Boot.DelayUS != 0 || v.Boot.WidenAt != "" {
+		fmt.Fprintln(h, "widen", v.Boot.DelayParam, v.Boot.DelayUS, v.Boot.WidenAt)
 	}
 	for _, f := range p.Fragments {
 		fmt.Fprintln(h, "fragment", f.Name)
@@ -507,9 +540,28 @@ func (p *Plan) makeArgs(tree string, targets ...string) []string {
 	return append(args, targets...)
 }
 
+// buildEnv is the environment of the kernel's make: the harness's, less
+// what an enclosing make passes to its children. Run from a Makefile
+// target (make bench BENCH_FLAGS="--rows 'a|b'"), the kernel's make would
+// otherwise inherit the outer command line's variables through MAKEFLAGS,
+// and tools/objtool's build failed on them with "Syntax error:
+// Unterminated quoted string". The harness sets its own -j.
+func buildEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
 func (p *Plan) runMake(ctx context.Context, tree string, logf io.Writer, lines func(string), targets ...string) error {
 	cmd := exec.CommandContext(ctx, "make", p.makeArgs(tree, targets...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = buildEnv(os.Environ())
 	// Stop the whole make process group on cancel, not just make, and with
 	// SIGTERM first: make deletes the half-written target it was building,
 	// which SIGKILL would leave behind to break the next build.

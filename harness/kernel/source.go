@@ -30,6 +30,38 @@ type Source struct {
 	ID   string // identity for cache keys
 	// Version is exactly which source it is, for the record.
 	Version SourceVersion
+	// Profile is what the harness knows of its kernel line's zswap (set
+	// by ResolveProfiled).
+	Profile *Profile
+}
+
+// debianLine is the line of a "debian:LINE" source, or a usage error
+// naming the ones there are (the profiles Debian ships).
+func debianLine(spec string) (string, error) {
+	ver := strings.TrimPrefix(spec, "debian:")
+	for _, l := range DebianLines() {
+		if l == ver {
+			return ver, nil
+		}
+	}
+	return "", fault.Newf(fault.Usage, "source", "unknown source %q: Debian sources are %s", spec, debianSpecs())
+}
+
+// debianSpecs lists the Debian sources: "debian:6.1 and debian:6.12".
+func debianSpecs() string {
+	var l []string
+	for _, v := range DebianLines() {
+		l = append(l, "debian:"+v)
+	}
+	if len(l) < 2 {
+		return strings.Join(l, "")
+	}
+	return strings.Join(l[:len(l)-1], ", ") + " and " + l[len(l)-1]
+}
+
+// SpecHelp lists the kinds of source, for flag help and messages.
+func SpecHelp() string {
+	return strings.ReplaceAll(debianSpecs(), " and ", ", ") + ", git:PATH@REV or a kernel source directory"
 }
 
 // CheckTools fails, as a host problem, when a tool the kernel build needs is
@@ -63,10 +95,8 @@ const minFreeBytes = 3 << 30
 func CheckSpec(spec string) error {
 	switch {
 	case strings.HasPrefix(spec, "debian:"):
-		if ver := strings.TrimPrefix(spec, "debian:"); ver != "6.1" && ver != "6.12" {
-			return fault.Newf(fault.Usage, "source", "unknown source %q: Debian sources are debian:6.1 and debian:6.12", spec)
-		}
-		return nil
+		_, err := debianLine(spec)
+		return err
 	case strings.HasPrefix(spec, "git:"):
 		repo, rev, ok := strings.Cut(strings.TrimPrefix(spec, "git:"), "@")
 		if !ok || repo == "" || rev == "" {
@@ -79,7 +109,7 @@ func CheckSpec(spec string) error {
 	}
 	st, err := os.Stat(spec)
 	if err != nil || !st.IsDir() {
-		return fault.Newf(fault.Usage, "source", "unknown source %q: use debian:6.1, debian:6.12, git:PATH@REV or a kernel source directory", spec)
+		return fault.Newf(fault.Usage, "source", "unknown source %q: use %s", spec, SpecHelp())
 	}
 	if !isKernelTree(spec) {
 		return fault.Newf(fault.Usage, "source", "%s is not a kernel source tree (no Makefile, Kconfig and mm/)", spec)
@@ -87,8 +117,22 @@ func CheckSpec(spec string) error {
 	return nil
 }
 
-// Resolve finds or prepares the source named by spec: "debian:6.1",
-// "debian:6.12", "git:PATH@REV", or a directory holding a kernel tree.
+// ResolveProfiled is Resolve, and picks the source's kernel profile: a
+// tree of a line without one is a usage error that says how to add it.
+func ResolveProfiled(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
+	src, err := Resolve(ctx, spec, cacheDir, say)
+	if err != nil {
+		return nil, err
+	}
+	if src.Profile, err = profileNamed(src.Dir, spec); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// Resolve finds or prepares the source named by spec: "debian:LINE" for
+// the lines Debian ships, "git:PATH@REV", or a directory holding a kernel
+// tree. It does not pick a profile (ResolveProfiled does).
 func Resolve(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
 	if err := CheckSpec(spec); err != nil {
 		return nil, err
@@ -106,7 +150,7 @@ func Resolve(ctx context.Context, spec, cacheDir string, say func(string)) (*Sou
 	}
 	st, err := os.Stat(spec)
 	if err != nil || !st.IsDir() {
-		return nil, fault.Newf(fault.Usage, "source", "unknown source %q: use debian:6.1, debian:6.12, git:PATH@REV or a kernel source directory", spec)
+		return nil, fault.Newf(fault.Usage, "source", "unknown source %q: use %s", spec, SpecHelp())
 	}
 	if !isKernelTree(spec) {
 		return nil, fault.Newf(fault.Usage, "source", "%s is not a kernel source tree (no Makefile, Kconfig and mm/)", spec)
@@ -129,9 +173,9 @@ func isKernelTree(dir string) bool {
 }
 
 func debianSource(ctx context.Context, spec, cacheDir string, say func(string)) (*Source, error) {
-	ver := strings.TrimPrefix(spec, "debian:")
-	if ver != "6.1" && ver != "6.12" {
-		return nil, fault.Newf(fault.Usage, "source", "unknown source %q: Debian sources are debian:6.1 and debian:6.12", spec)
+	ver, err := debianLine(spec)
+	if err != nil {
+		return nil, err
 	}
 	pkg := "linux-source-" + ver
 	tarball := "/usr/src/" + pkg + ".tar.xz"

@@ -1,9 +1,7 @@
 package kernel
 
 import (
-	"bufio"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -41,26 +39,7 @@ func PackageVersion(ctx context.Context, pkg string) string {
 // dir sets, the way 'make kernelversion' prints it, or "" when dir has no
 // readable Makefile with a VERSION.
 func MakefileVersion(dir string) string {
-	f, err := os.Open(filepath.Join(dir, "Makefile"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	vars := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 0; sc.Scan() && n < 50; n++ { // the version is at the top
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		k = strings.TrimSpace(k)
-		switch k {
-		case "VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION":
-			if _, seen := vars[k]; !seen {
-				vars[k] = strings.TrimSpace(v)
-			}
-		}
-	}
+	vars := makefileVars(dir)
 	if vars["VERSION"] == "" {
 		return ""
 	}

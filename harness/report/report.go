@@ -314,6 +314,9 @@ type Guest struct {
 	// Cmdline is the kernel parameters the harness adds at boot.
 	Cmdline          string  `json:"cmdline"`
 	HangAfterSeconds float64 `json:"hang_after_seconds"`
+	// Health is the health check after every run: "off", or the leak
+	// tolerance it judged with (absent from an older harness's reports).
+	Health string `json:"health,omitempty"`
 }
 
 // Shard is one comparison pooled into a merged report.

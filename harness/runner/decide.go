@@ -44,6 +44,8 @@ type observed struct {
 	healthErr     error               // or why it did not
 	tolerance     int64               // leak tolerance, pages
 	pageOwnerErr  error               // the page_owner baseline failed
+	// writeback is the counter of pages written back (zero: 6.1's).
+	writeback Counter
 }
 
 // decide turns what was observed into the run's outcome. Kernel failures
@@ -57,6 +59,7 @@ type observed struct {
 // (never the kernel's failure), a hang, and a WARNING printed during the
 // workload, the only one of them after which the workload can finish.
 func decide(o observed) report.Run {
+	wb := o.writeback.orDefault()
 	r := o.run
 	r.WrittenBackPages = -1
 	r.CorruptionsByClass = map[string]uint64{}
@@ -197,10 +200,10 @@ func decide(o observed) report.Run {
 		}
 	case r.WrittenBackPages == 0:
 		r.Outcome = report.OutcomeNoWriteback
-		r.Error = "zswap wrote back no pages: this run proves nothing (is the zpool zbud or z3fold, and did the pool fill?)"
+		r.Error = fmt.Sprintf("zswap wrote back no pages: this run proves nothing (is the zpool %s, and did the pool fill?)", orList(wb.Zpools))
 	case r.WrittenBackPages < 0:
 		r.Outcome = report.OutcomeNoWriteback
-		r.Error = "could not read zswap's written_back_pages before and after the run (is debugfs in the kernel?): a run that cannot show writeback proves nothing"
+		r.Error = fmt.Sprintf("could not read zswap's %s before and after the run (%s): a run that cannot show writeback proves nothing", wb.Name, wb.Hint)
 	default:
 		r.Outcome = report.OutcomeClean
 	}
@@ -332,8 +335,9 @@ func fillResult(r *report.Run, o observed) {
 		r.Counters[k] = after[k] - before[k]
 	}
 	// Without a "before" figure the delta would be a count since boot.
-	if _, ok := before["written_back_pages"]; ok {
-		r.WrittenBackPages = r.Counters["written_back_pages"]
+	wb := o.writeback.orDefault()
+	if _, ok := before[wb.Name]; ok {
+		r.WrittenBackPages = r.Counters[wb.Name]
 	}
 }
 
@@ -345,4 +349,12 @@ func describe(e stress.Example) string {
 	}
 	return fmt.Sprintf("%s at %.1f s: worker %d page %d wanted generation %d, read %s; first bad byte at offset %d",
 		e.Class, e.AtSec, e.Worker, e.Page, e.WantGen, got, e.Offset)
+}
+
+// orList is "a", "a or b", "a, b or c".
+func orList(l []string) string {
+	if len(l) < 2 {
+		return strings.Join(l, "")
+	}
+	return strings.Join(l[:len(l)-1], ", ") + " or " + l[len(l)-1]
 }

@@ -230,6 +230,69 @@ func TestWatchOverdue(t *testing.T) {
 	f.check(t, []string{proto.CmdPing, proto.CmdStress}, false, true)
 }
 
+// A guest whose clock runs slow (a host with more vCPUs than cores: the
+// guest's stress clock made 9 min of a 10-min run in 14 min of wall time,
+// seen in make bench) keeps beating and keeps making progress: it is slow,
+// not stuck, and ends clean instead of being called a hang at the wall
+// clock's limit.
+func TestWatchSlowGuestClockIsNotOverdue(t *testing.T) {
+	boot, work := splitAtReady(t, corpus(t, cleanLogName))
+	s := newSayings()
+	spec := testSpec(s)
+	spec.HangAfter = 200 * time.Millisecond // heartbeats come every 2 ms
+	spec.Stress.DurationSec = 0.5           // wall limit 0.9 s; the guest needs 1 s
+	f := newFake(boot, 2)
+	f.workload = func(ctx context.Context, f *fakeMachine, onMsg func(proto.Message), result any) error {
+		f.write(work)
+		start := time.Now()
+		for {
+			// The guest's clock runs at half the host's.
+			el := time.Since(start).Seconds() / 2
+			if el >= spec.Stress.DurationSec {
+				return finish(result, cleanResult())
+			}
+			beat(onMsg, stress.Progress{ElapsedSec: el})
+			if err := pause(ctx, 2*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	r := watchRun(t, t.Context(), spec, f)
+	checkOutcome(t, r, report.OutcomeClean, s)
+	if !s.said("runs slow") {
+		t.Errorf("the wait past the limit was not said:\n%s", s)
+	}
+}
+
+// Progress that never reaches the run's duration is still a hang, at
+// twice the wall clock's limit.
+func TestWatchSlowGuestThatNeverEndsIsOverdue(t *testing.T) {
+	boot, work := splitAtReady(t, corpus(t, cleanLogName))
+	s := newSayings()
+	spec := testSpec(s)
+	spec.HangAfter = 400 * time.Millisecond
+	spec.Stress.DurationSec = 0.05 // wall limit 850 ms, at most twice that
+	f := newFake(boot, 2)
+	f.workload = func(ctx context.Context, f *fakeMachine, onMsg func(proto.Message), result any) error {
+		f.write(work)
+		start := time.Now()
+		for {
+			// Ever slower: never reaches the duration.
+			el := 0.05 * (1 - 1/(1+time.Since(start).Seconds()))
+			beat(onMsg, stress.Progress{ElapsedSec: el})
+			if err := pause(ctx, 2*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	start := time.Now()
+	r := watchRun(t, t.Context(), spec, f)
+	checkOutcome(t, r, report.OutcomeHang, s)
+	if d := time.Since(start); d < 1700*time.Millisecond || d > 5*time.Second {
+		t.Errorf("overdue after %s, want twice the 850 ms limit", d)
+	}
+}
+
 // QEMU dies mid-run with nothing on the console: the harness's problem,
 // with what QEMU said.
 func TestWatchQEMUExitsMidRun(t *testing.T) {

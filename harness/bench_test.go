@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"zswaprace/harness/report"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestTTFFMetricCensoring(t *testing.T) {
+	rs := []report.Run{
+		{Outcome: report.OutcomeCorruption, FirstFailureSeconds: ptr(42.0)},
+		{Outcome: report.OutcomeClean, StressSeconds: 600},
+		{Outcome: report.OutcomeNoWriteback, StressSeconds: 600},
+		{Outcome: report.OutcomeBootFailure},
+	}
+	m := ttffMetric("time to first failure: x", "tcg", 10*time.Minute, rs)
+	if diff := cmp.Diff([]float64{42, 600, 600}, m.Values); diff != "" {
+		t.Errorf("values (-want +got):\n%s", diff)
+	}
+	if m.Censored != 2 || m.Limit != 600 || m.Median != 600 {
+		t.Errorf("censored %d, limit %v, median %v; want 2, 600, 600", m.Censored, m.Limit, m.Median)
+	}
+	for _, want := range []string{"2 of 3 runs found nothing within 10m0s", "median not reached: more than 10m0s", "1 runs left out: boot-failure"} {
+		if !strings.Contains(m.Note, want) {
+			t.Errorf("note %q lacks %q", m.Note, want)
+		}
+	}
+	// A median that was reached is not said to be missing.
+	m = ttffMetric("x", "tcg", time.Minute, rs[:2])
+	if strings.Contains(m.Note, "median not reached") {
+		t.Errorf("1 of 2 censored: note %q says the median was not reached", m.Note)
+	}
+}
+
+func TestSoakModeCountsFailuresAndStops(t *testing.T) {
+	runs := []report.Run{
+		{Outcome: report.OutcomeClean, StressSeconds: 120, PagesVerified: 1200, WrittenBackPages: 240, Health: &report.Health{LostPages: ptr[int64](300), Seconds: 0.5}},
+		{Outcome: report.OutcomeLeak, StressSeconds: 120, WrittenBackPages: 10, Health: &report.Health{LostPages: ptr[int64](5000), Seconds: 0.6}},
+		{Outcome: report.OutcomeInfraError},
+		{Outcome: report.OutcomeClean, StressSeconds: 120},
+	}
+	var asked []time.Duration
+	ms := soakMode(context.Background(), workload{name: "soak: patched widened"}, 10*time.Minute, 2, "tcg", 1024,
+		func(i int, d time.Duration) report.Run { asked = append(asked, d); return runs[i-1] })
+	if len(asked) != 3 || asked[0] != 2*time.Minute {
+		t.Fatalf("runs asked for %v, want 3 runs of 2m (the infra error stops the soak)", asked)
+	}
+	f := ms[0]
+	if f.Name != "false-positive soak: patched widened" || f.Median != 1 {
+		t.Errorf("soak row %q = %v failures, want 1 (the leak; an infra error is no kernel failure)", f.Name, f.Median)
+	}
+	for _, want := range []string{"3 runs, 240 s of stress", "2 with writeback", "2 soaks ran at once", "run 2: leak", "stopped"} {
+		if !strings.Contains(f.Note, want) {
+			t.Errorf("note %q lacks %q", f.Note, want)
+		}
+	}
+	if diff := cmp.Diff([]float64{10}, ms[1].Values); diff != "" {
+		t.Errorf("pages verified per second (clean runs only) (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]float64{300, 5000}, ms[3].Values); diff != "" {
+		t.Errorf("pages lost (-want +got):\n%s", diff)
+	}
+}
+
+func TestSlotReuseWorkloadFitsSwap(t *testing.T) {
+	rf := defaultRunFlags()
+	slotReuse(&rf)
+	ws := rf.workers * rf.mibPerWorker
+	if rf.swapMiB >= ws || rf.swapMiB < ws-rf.mem/2 {
+		t.Errorf("swap %d MiB for a %d MiB working set in %d MiB of RAM: want just above what is pushed out", rf.swapMiB, ws, rf.mem)
+	}
+	if err := rf.validate(); err != nil {
+		t.Errorf("slot-reuse flags do not validate: %v", err)
+	}
+}
+
+func TestBenchRowsSelectAndName(t *testing.T) {
+	seen := map[string]bool{}
+	for _, w := range append(benchRows(), soakRows()...) {
+		if seen[w.name] {
+			t.Errorf("row %q twice", w.name)
+		}
+		seen[w.name] = true
+		if w.kernel != benchWidened && w.kernel != benchPlain && w.kernel != benchKcsan {
+			t.Errorf("row %q boots kernel %q", w.name, w.kernel)
+		}
+		if strings.HasPrefix(w.name, "generic:") && w.kernel == benchWidened {
+			t.Errorf("generic row %q boots the widened kernel", w.name)
+		}
+		if strings.Contains(w.name, "/") {
+			t.Errorf("row %q: its slug is a directory name", w.name)
+		}
+	}
+	if got := benchSlug("generic: KCSAN, 1 ms stalls"); got != "generic__KCSAN__1_ms_stalls" {
+		t.Errorf("slug %q", got)
+	}
+}
