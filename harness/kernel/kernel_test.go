@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,6 +293,24 @@ func TestSwitchVariants(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(filepath.Join(pristine, "mm", "z.c")); string(b) != original {
 			t.Fatalf("%s: the pristine source was modified", s.v.Name)
+		}
+	}
+}
+
+// A patch run that is stopped (Ctrl-C, a deadline) is the harness's
+// interruption, not bad input: a build killed while preparing its tree
+// said "bad input: patch ... patch failed".
+func TestPatchInterruptedIsNotBadInput(t *testing.T) {
+	p := &Patch{Path: "fix.patch", Data: []byte(fixPatch), Files: []string{"mm/z.c"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := tree(t, original)
+	_, derr := Detect(ctx, dir, p)
+	aerr := ApplyTo(ctx, dir, p, false)
+	_, aferr := DetectAfter(ctx, dir, p, []*Patch{p})
+	for name, err := range map[string]error{"Detect": derr, "ApplyTo": aerr, "DetectAfter": aferr} {
+		if fault.KindOf(err) != fault.Infra || !strings.Contains(fmt.Sprint(err), "interrupted") {
+			t.Errorf("%s on a cancelled context: %v (kind %v), want an infra error saying interrupted", name, err, fault.KindOf(err))
 		}
 	}
 }

@@ -368,6 +368,9 @@ func runPatch(ctx context.Context, dir string, p *Patch, reverse, dryRun bool) (
 func Detect(ctx context.Context, dir string, p *Patch) (Direction, error) {
 	fwdOut, fwdErr := runPatch(ctx, dir, p, false, true)
 	revOut, revErr := runPatch(ctx, dir, p, true, true)
+	if err := interrupted(ctx, p); err != nil {
+		return "", err
+	}
 	switch {
 	case fwdErr == nil && revErr == nil:
 		return "", fault.Newf(fault.Usage, "patch "+p.Path, "applies both forwards and in reverse to %s: cannot tell whether the tree has it", dir)
@@ -419,6 +422,9 @@ func DetectAfter(ctx context.Context, dir string, p *Patch, before []*Patch) (Di
 	}
 	for _, b := range before {
 		if err := ApplyTo(ctx, tmp, b, false); err != nil {
+			if ierr := interrupted(ctx, b); ierr != nil {
+				return "", ierr
+			}
 			return "", fault.Newf(fault.Usage, "patch "+b.Path, "does not apply to %s: %v", dir, err)
 		}
 	}
@@ -439,10 +445,23 @@ func DetectAfter(ctx context.Context, dir string, p *Patch, before []*Patch) (Di
 // ApplyTo applies (or reverses) the patch in dir.
 func ApplyTo(ctx context.Context, dir string, p *Patch, reverse bool) error {
 	out, err := runPatch(ctx, dir, p, reverse, false)
+	if ierr := interrupted(ctx, p); ierr != nil {
+		return ierr
+	}
 	if err != nil {
 		return &fault.Error{Kind: fault.Usage, Op: "patch " + p.Path, Err: fmt.Errorf("%s", failedHunk(out)), Detail: out}
 	}
 	return nil
+}
+
+// interrupted is the error of a patch run that was stopped (Ctrl-C, a
+// deadline): the harness's, not the patch's, whose killed patch(1) would
+// otherwise read as "patch failed", bad input.
+func interrupted(ctx context.Context, p *Patch) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fault.New(fault.Infra, "patch "+p.Path+": interrupted", ctx.Err())
 }
 
 // failedHunk picks the line that says which hunk of which file failed.
