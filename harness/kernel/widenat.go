@@ -461,6 +461,33 @@ type held struct {
 	line int
 }
 
+// lockStack is the locks held in each open block of a function body,
+// innermost last; a block's locks still held at its end move out to the
+// block around it.
+type lockStack [][]held
+
+func (s *lockStack) open() { *s = append(*s, nil) }
+
+// close ends the innermost block and returns the locks it still held.
+func (s *lockStack) close() []held {
+	top := (*s)[len(*s)-1]
+	*s = (*s)[:len(*s)-1]
+	(*s)[len(*s)-1] = append((*s)[len(*s)-1], top...)
+	return top
+}
+
+func (s *lockStack) acquire(h held) { (*s)[len(*s)-1] = append((*s)[len(*s)-1], h) }
+
+// release drops the innermost block's last lock, false when it held none.
+func (s *lockStack) release() bool {
+	t := &(*s)[len(*s)-1]
+	if len(*t) == 0 {
+		return false
+	}
+	*t = (*t)[:len(*t)-1]
+	return true
+}
+
 // context decides whether a delay before line of fn may sleep. It
 // busy-waits when the function looks like it runs atomically (an
 // interrupt handler, a lock held by its caller, its comment says so) or
@@ -482,30 +509,22 @@ func (a *analysis) context(fn *function, line int) (sleep bool, reason string) {
 	// its caller's lock).
 	entry := 0
 	{
-		stack := [][]held{nil}
+		stack := lockStack{nil}
 		level := 0 // the function level's running balance
 		a.walk(fn, fn.close, func(e event, l int) {
 			switch e.kind {
 			case '{':
-				stack = append(stack, nil)
+				stack.open()
 			case '}':
-				top := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				stack[len(stack)-1] = append(stack[len(stack)-1], top...)
-				if len(stack) == 1 {
+				if top := stack.close(); len(stack) == 1 {
 					level += len(top)
 				}
 			case '+':
-				stack[len(stack)-1] = append(stack[len(stack)-1], held{e.what, l})
-				if len(stack) == 1 {
+				if stack.acquire(held{e.what, l}); len(stack) == 1 {
 					level++
 				}
 			case '-':
-				s := &stack[len(stack)-1]
-				if len(*s) > 0 {
-					*s = (*s)[:len(*s)-1]
-				}
-				if len(stack) == 1 {
+				if stack.release(); len(stack) == 1 {
 					level--
 					entry = max(entry, -level)
 				}
@@ -524,24 +543,18 @@ func (a *analysis) context(fn *function, line int) (sleep bool, reason string) {
 		by = "it unlocks more than it locks"
 	}
 	// Pass 2, up to the line.
-	stack := [][]held{nil}
+	stack := lockStack{nil}
 	callerHeld := entry
 	a.walk(fn, line-1, func(e event, l int) {
 		switch e.kind {
 		case '{':
-			stack = append(stack, nil)
+			stack.open()
 		case '}':
-			top := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			stack[len(stack)-1] = append(stack[len(stack)-1], top...)
+			stack.close()
 		case '+':
-			stack[len(stack)-1] = append(stack[len(stack)-1], held{e.what, l})
+			stack.acquire(held{e.what, l})
 		case '-':
-			s := &stack[len(stack)-1]
-			switch {
-			case len(*s) > 0:
-				*s = (*s)[:len(*s)-1]
-			case len(stack) == 1 && callerHeld > 0:
+			if !stack.release() && len(stack) == 1 && callerHeld > 0 {
 				callerHeld--
 			}
 		}
