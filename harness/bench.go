@@ -158,9 +158,11 @@ func cmdBench(ctx context.Context, args []string) int {
 	accel := rf.resolvedAccel()
 	var mu sync.Mutex
 	var metrics []metric
+	tag := benchTag(bf.source)
 	add := func(m metric) {
 		mu.Lock()
 		defer mu.Unlock()
+		m.Name += tag
 		metrics = append(metrics, m)
 		p.Say(fmt.Sprintf("bench: %s: median %.4g %s (n=%d, min %.4g, max %.4g) %s", m.Name, m.Median, m.Unit, m.N, m.Min, m.Max, m.Note))
 	}
@@ -264,7 +266,7 @@ func cmdBench(ctx context.Context, args []string) int {
 	}
 	wg.Wait()
 	if *verdictReps > 0 && ctx.Err() == nil {
-		m, err := benchVerdict(ctx, *verdictReps, dir, accel, p.Say)
+		m, err := benchVerdict(ctx, *verdictReps, bf.source, dir, accel, p.Say)
 		if err != nil {
 			printErr(err)
 			return exitError
@@ -277,7 +279,7 @@ func cmdBench(ctx context.Context, args []string) int {
 			add(m)
 		}
 	}
-	res := map[string]any{"accel": accel, "date": time.Now().UTC().Format(time.RFC3339), "metrics": metrics,
+	res := map[string]any{"accel": accel, "source": bf.source, "date": time.Now().UTC().Format(time.RFC3339), "metrics": metrics,
 		"command": "make bench (harness bench " + strings.Join(args, " ") + ")", "out": dir,
 		"provenance": prov}
 	if err := writeJSONFile(*jsonPath, res); err != nil {
@@ -290,6 +292,16 @@ func cmdBench(ctx context.Context, args []string) int {
 		return exitError
 	}
 	return 0
+}
+
+// benchTag is what the rows of a bench on source carry after their names:
+// nothing on the default line's Debian source, else the source, so that
+// make bench's two lines' rows are never taken for each other.
+func benchTag(source string) string {
+	if source == "debian:"+kernel.DefaultLine {
+		return ""
+	}
+	return " [" + source + "]"
 }
 
 // benchSlug is a row name as a directory name.
@@ -429,8 +441,8 @@ func benchBuilds(ctx context.Context, bf buildFlags, reps int, say func(string))
 }
 
 // benchVerdict times the demo comparison (compare --widen with its
-// defaults) from start to verdict, kernels already built.
-func benchVerdict(ctx context.Context, reps int, dir, accel string, say func(string)) (metric, error) {
+// defaults, on source) from start to verdict, kernels already built.
+func benchVerdict(ctx context.Context, reps int, source, dir, accel string, say func(string)) (metric, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return metric{}, err
@@ -440,7 +452,7 @@ func benchVerdict(ctx context.Context, reps int, dir, accel string, say func(str
 	for i := 1; i <= reps && ctx.Err() == nil; i++ {
 		out := filepath.Join(dir, fmt.Sprintf("verdict-%d", i))
 		start := time.Now()
-		cmd := exec.CommandContext(ctx, self, "compare", "--widen", "--out", out, "--json")
+		cmd := exec.CommandContext(ctx, self, "compare", "--source", source, "--widen", "--out", out, "--json")
 		b, _ := cmd.Output() // the verdict's exit code is not an error here
 		var rep struct{ Verdict string }
 		if err := json.Unmarshal(b, &rep); err != nil {

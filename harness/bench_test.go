@@ -102,3 +102,15 @@ func TestBenchRowsSelectAndName(t *testing.T) {
 		t.Errorf("slug %q", got)
 	}
 }
+
+func TestBenchTagNamesOtherLines(t *testing.T) {
+	for source, want := range map[string]string{
+		"debian:6.1":          "",
+		"debian:6.12":         " [debian:6.12]",
+		"git:/src/linux@v6.6": " [git:/src/linux@v6.6]",
+	} {
+		if got := benchTag(source); got != want {
+			t.Errorf("benchTag(%q) = %q, want %q", source, got, want)
+		}
+	}
+}

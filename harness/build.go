@@ -220,7 +220,7 @@ func (b *buildFlags) widening(src *kernel.Source) (*kernel.Patch, kernel.Boot, e
 		if err != nil {
 			return nil, boot, err
 		}
-		boot.Widening, boot.DelayParam = kernel.WidenDelay, src.Profile.DelayParam
+		boot.Widening, boot.DelayParam, boot.DelayUS = kernel.WidenDelay, src.Profile.DelayParam, src.Profile.WidenDelayUS
 		return w, boot, nil
 	}
 	return nil, boot, nil

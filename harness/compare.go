@@ -128,9 +128,7 @@ func cmdCompare(ctx context.Context, args []string) int {
 	boot := bootWanted(&bf, b)
 	rep := &report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: bf.source, Widen: bf.widens(),
 		Widening: wideningOf(boot, bf.kcsan, rf), Started: started, Accel: rf.resolvedAccel(), Ignore: cf.ignore,
-		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, bf.widens()), Expect: cf.expect}
-	// The kernel line's command line, not the default line's.
-	rep.Guest.Cmdline = strings.Join(rf.cmdlineFor(boot), " ")
+		Alpha: opt.Alpha, SignaturePatterns: cf.signature, Guest: guestOf(rf, boot), Expect: cf.expect}
 	if rep.Alpha == 0 {
 		rep.Alpha = verdict.DefaultAlpha
 	}

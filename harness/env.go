@@ -85,7 +85,7 @@ func (e *env) spec(variant string, index int, img bootImage, sub string) runner.
 		Variant: variant, Index: index, Config: img.Config, Keys: e.keys, Say: e.say,
 		VM: vm.Config{QEMU: f.qemu, Kernel: img.Kernel, Initrd: e.initrd, MemMiB: f.mem, CPUs: f.cpus,
 			SwapMiB: f.swapMiB, Cmdline: bootCmdline(f, img), Dir: filepath.Join(e.dir, sub), Accel: f.accel},
-		Stress:    f.stressConfig(),
+		Stress:    f.stressConfigFor(img.boot()),
 		Exec:      e.exec,
 		HangAfter: f.hangAfter,
 		Health:    f.healthSpec(),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"zswaprace/harness/fsutil"
+	"zswaprace/harness/kernel"
 	"zswaprace/harness/report"
 	"zswaprace/harness/verdict"
 )
@@ -381,16 +382,17 @@ func copyShardConfigs(from, to string) error {
 }
 
 // guestOf records how the flags set up every guest, for merge to check.
-func guestOf(rf runFlags, widen bool) *report.Guest {
+// boot is what the kernels need at boot (their line, their widening).
+func guestOf(rf runFlags, boot kernel.Boot) *report.Guest {
 	g := &report.Guest{CPUs: rf.cpus, MemMiB: rf.mem, SwapMiB: rf.swapMiB, RunSeconds: rf.duration.Seconds(),
-		Cmdline: strings.Join(rf.kernelCmdline(widen), " "), HangAfterSeconds: rf.hangAfter.Seconds(), Health: "off"}
+		Cmdline: strings.Join(rf.cmdlineFor(boot), " "), HangAfterSeconds: rf.hangAfter.Seconds(), Health: "off"}
 	if rf.health {
 		g.Health = fmt.Sprintf("after every run, leak tolerance %d pages", rf.leakTolerance)
 	}
 	if rf.workload != "" {
 		g.Workload = "external: " + rf.workload
 	} else {
-		c := rf.stressConfig()
+		c := rf.stressConfigFor(boot)
 		g.Workload = fmt.Sprintf("stress workers: %d x %d MiB, mode %s, pool swing %d-%d%% every %d ms",
 			c.Workers, c.MiBPerWorker, c.Mode, c.Swing.Low, c.Swing.High, c.Swing.PeriodMs)
 	}

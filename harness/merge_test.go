@@ -55,7 +55,7 @@ func testShard(t *testing.T, dir string, started time.Time, un, pa []report.Run)
 	res := verdict.Compare(counts(u), counts(p), plan.Options())
 	rep := report.Report{SchemaVersion: report.SchemaVersion, Tool: "zswaprace", Source: "debian:6.1", Patch: "/a/fix.patch",
 		PatchDirection: "reverse", PatchSHA256: strings.Repeat("ab", 32), Widen: true, Widening: widening(true, false, rf),
-		Accel: "tcg", Alpha: verdict.DefaultAlpha, PlannedRuns: &runs, Guest: guestOf(rf, true), Design: "fixed",
+		Accel: "tcg", Alpha: verdict.DefaultAlpha, PlannedRuns: &runs, Guest: guestOf(rf, widenBoot(true)), Design: "fixed",
 		Method: plan.Method(), Started: started, Finished: started.Add(time.Hour), Signature: sig.Strings(),
 		Provenance: &report.Provenance{Source: "debian:6.1", SourcePackageVersion: report.Nullable("6.1.192-2"),
 			SourceKernelVersion: report.Nullable("6.1.192"), HostLogicalCores: 2, Accel: "tcg", AccelReason: "no /dev/kvm"}}

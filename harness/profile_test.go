@@ -143,3 +143,40 @@ func TestRunnerDefaultCounterIsDefaultLines(t *testing.T) {
 		t.Errorf("runner.DefaultWriteback and the default profile's (-runner +profile):\n%s", diff)
 	}
 }
+
+// A line's stress mode is the workers' unless --mode says otherwise, and
+// it is what the report's guest says the workload was.
+func TestStressModeByProfile(t *testing.T) {
+	rf := parsedRunFlags(t)
+	for line, want := range map[string]string{"": "sweep", "6.1": "sweep", "6.12": "cycle", "9.9": "sweep"} {
+		b := kernel.Boot{Profile: line}
+		if got := rf.stressConfigFor(b).Mode; got != want {
+			t.Errorf("line %q: mode %q, want %q", line, got, want)
+		}
+		if g := guestOf(rf, b); !strings.Contains(g.Workload, "mode "+want+",") {
+			t.Errorf("line %q: guest workload %q does not say mode %s", line, g.Workload, want)
+		}
+	}
+	rf = parsedRunFlags(t, "--mode", "random")
+	if got := rf.stressConfigFor(kernel.Boot{Profile: "6.12"}).Mode; got != "random" {
+		t.Errorf("--mode random on 6.12: mode %q", got)
+	}
+}
+
+// --widen on 6.12 boots with the line's longer delay, recorded in the
+// image, and --delay-us still wins.
+func TestWidenDelayByProfile(t *testing.T) {
+	p := kernel.ProfileByLine("6.12")
+	b := kernel.Boot{Profile: "6.12", Widening: kernel.WidenDelay, DelayParam: p.DelayParam, DelayUS: p.WidenDelayUS}
+	rf := parsedRunFlags(t)
+	if got := rf.cmdlineFor(b); got[len(got)-1] != "zswap.writeback_delay_us=20000" {
+		t.Errorf("6.12 widened: %v", got)
+	}
+	if got := wideningOf(b, false, rf); got != "delay patch (zswap.writeback_delay_us=20000)" {
+		t.Errorf("6.12 widening in words: %q", got)
+	}
+	rf = parsedRunFlags(t, "--delay-us", "2000")
+	if got := rf.cmdlineFor(b); got[len(got)-1] != "zswap.writeback_delay_us=2000" {
+		t.Errorf("6.12 widened, --delay-us 2000: %v", got)
+	}
+}

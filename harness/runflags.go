@@ -49,7 +49,7 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.swapMiB, "swap", vm.DefaultSwapMiB, "swap disk size, MiB")
 	fs.IntVar(&f.workers, "workers", stress.DefaultWorkers, "stress workers")
 	fs.IntVar(&f.mibPerWorker, "mib-per-worker", stress.DefaultMiBPerWorker, "memory per worker, MiB")
-	fs.StringVar(&f.mode, "mode", stress.DefaultMode, "stress mode: sweep, random or mixed")
+	fs.StringVar(&f.mode, "mode", "", "stress mode: sweep, random, mixed or cycle (a sweep that swaps each batch out right after writing it) (default: the kernel line's: "+kernel.ModeHelp()+")")
 	fs.StringVar(&f.zpool, "zpool", "", "zswap zpool (default: the kernel line's; those that write back, by line: "+kernel.ZpoolHelp()+")")
 	fs.StringVar(&f.compressor, "compressor", "lzo", "zswap compressor")
 	fs.IntVar(&f.maxPool, "max-pool-percent", 20, "zswap max_pool_percent at boot")
@@ -113,6 +113,18 @@ func (f *runFlags) resolvedAccel() string {
 	return f.accel
 }
 
+// stressConfigFor is the workers' set-up on a kernel that needs what b
+// says: --mode, else the mode of its line's profile.
+func (f *runFlags) stressConfigFor(b kernel.Boot) stress.Config {
+	c := f.stressConfig()
+	if f.mode == "" {
+		c.Mode = profileOf(b).StressMode()
+	}
+	return c
+}
+
+// stressConfig is the workers' set-up the flags ask for, --mode empty
+// (the line's) read as sweep: stressConfigFor knows the line.
 func (f *runFlags) stressConfig() stress.Config {
 	c := stress.Config{
 		Workers: f.workers, MiBPerWorker: f.mibPerWorker, Mode: f.mode,

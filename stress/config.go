@@ -19,6 +19,18 @@ const (
 	// ModeMixed runs even-numbered workers in sweep mode, odd ones in random
 	// mode.
 	ModeMixed = "mixed"
+	// ModeCycle makes sequential passes like sweep, but swaps each batch
+	// of CycleBatch pages out (MADV_PAGEOUT) right after writing it, and
+	// never frees the region. Each page then goes round swap-in, rewrite
+	// and swap-out to the same slot within moments, and the oldest zswap
+	// entry, the one writeback takes first, is always the page the sweep
+	// touches next: what a race between writeback and swap-in followed by
+	// slot reuse needs on kernels whose zswap drops an entry when it is
+	// loaded (6.12's exclusive loads), where a page is never both resident
+	// and in zswap.
+	ModeCycle = "cycle"
+	// CycleBatch is the pages ModeCycle writes before it pages them out.
+	CycleBatch = 16
 )
 
 // Defaults.
@@ -50,7 +62,7 @@ const (
 type Config struct {
 	Workers      int     `json:"workers"`        // default 4
 	MiBPerWorker int     `json:"mib_per_worker"` // default 96
-	Mode         string  `json:"mode"`           // sweep|random|mixed, default sweep
+	Mode         string  `json:"mode"`           // sweep|random|mixed|cycle, default sweep
 	DurationSec  float64 `json:"duration_s"`     // stop after this long; 0 = until ctx is done
 	// DontneedEvery: in sweep mode, MADV_DONTNEED the whole region after
 	// every DontneedEvery-th sweep. Default 3.
@@ -138,9 +150,9 @@ func (c Config) Validate() error {
 		bad("mib_per_worker must be at most %d, got %d", MaxMiBPerWorker, c.MiBPerWorker)
 	}
 	switch c.Mode {
-	case ModeSweep, ModeRandom, ModeMixed:
+	case ModeSweep, ModeRandom, ModeMixed, ModeCycle:
 	default:
-		bad("unknown mode %q (want %s, %s or %s)", c.Mode, ModeSweep, ModeRandom, ModeMixed)
+		bad("unknown mode %q (want %s, %s, %s or %s)", c.Mode, ModeSweep, ModeRandom, ModeMixed, ModeCycle)
 	}
 	if math.IsNaN(c.DurationSec) || math.IsInf(c.DurationSec, 0) || c.DurationSec < 0 {
 		bad("duration_s must be a finite number >= 0 (0 = until cancelled), got %v", c.DurationSec)

@@ -27,7 +27,7 @@ func noCorruption(t *testing.T, rep Report) {
 
 // TestRunModes runs every mode on the host, where nothing may go wrong.
 func TestRunModes(t *testing.T) {
-	for _, mode := range []string{ModeSweep, ModeRandom, ModeMixed} {
+	for _, mode := range []string{ModeSweep, ModeRandom, ModeMixed, ModeCycle} {
 		t.Run(mode, func(t *testing.T) {
 			var calls []Progress
 			rep, err := Run(context.Background(), Config{
@@ -45,8 +45,16 @@ func TestRunModes(t *testing.T) {
 			if rep.ElapsedSec < 1.2 || rep.ElapsedSec > 5 {
 				t.Errorf("ElapsedSec = %v, want about 1.2", rep.ElapsedSec)
 			}
-			if rep.Madvise["dontneed"] == 0 {
-				t.Errorf("no MADV_DONTNEED: %v", rep.Madvise)
+			// Cycle mode never frees its region: it keeps every page
+			// going round swap.
+			if (rep.Madvise["dontneed"] == 0) != (mode == ModeCycle) {
+				t.Errorf("MADV_DONTNEED in mode %s: %v", mode, rep.Madvise)
+			}
+			if mode == ModeCycle {
+				// One MADV_PAGEOUT per CycleBatch pages written.
+				if po := rep.Madvise["pageout"] + rep.Madvise["pageout_unsupported"]; po < rep.PagesWritten/CycleBatch {
+					t.Errorf("%d MADV_PAGEOUTs for %d pages written, want one per %d", po, rep.PagesWritten, CycleBatch)
+				}
 			}
 			if mode != ModeSweep && rep.Madvise["pageout"]+rep.Madvise["pageout_unsupported"] == 0 {
 				t.Errorf("no MADV_PAGEOUT: %v", rep.Madvise)

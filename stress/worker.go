@@ -64,10 +64,13 @@ type worker struct {
 	// twice and its generations only grow.
 	gen           uint64
 	dontneedEvery int
-	rng           *rand.Rand
-	st            *workerStats
-	sh            *shared
-	hooks         hooks
+	// cycle > 0 (ModeCycle): a sweep pages out every cycle pages right
+	// after writing them, and never frees the region.
+	cycle int
+	rng   *rand.Rand
+	st    *workerStats
+	sh    *shared
+	hooks hooks
 }
 
 func newWorker(id int, sweep bool, pages, dontneedEvery int, seed int64, sh *shared, st *workerStats, h hooks) (*worker, error) {
@@ -194,9 +197,12 @@ func (w *worker) sweepPass() error {
 		}
 		w.verify(p)
 		w.write(p, gen)
+		if w.cycle > 0 && ((p+1)%w.cycle == 0 || p == len(w.gens)-1) {
+			w.pageout(p-p%w.cycle, p+1)
+		}
 	}
 	n := w.st.sweeps.Add(1)
-	if n%uint64(w.dontneedEvery) == 0 {
+	if w.cycle == 0 && n%uint64(w.dontneedEvery) == 0 {
 		return w.dontneed(0, len(w.gens))
 	}
 	return nil

@@ -49,6 +49,13 @@ type Profile struct {
 	FixPatch, WidenPatch string
 	// DelayParam is the kernel parameter WidenPatch's delay is set with.
 	DelayParam string
+	// WidenDelayUS is WidenPatch's delay at boot, microseconds (0: the
+	// harness's default, 2000).
+	WidenDelayUS int
+	// Mode is the stress mode the workers run on this line unless --mode
+	// says otherwise ("": sweep). Measured, with the delay, as what finds
+	// the race in the line's widened window (README, "Kernel lines").
+	Mode string
 }
 
 // profiles is every kernel line the harness knows, oldest first.
@@ -87,6 +94,15 @@ var profiles = []Profile{
 		FixPatch:        "zswap-writeback-race-fix-6.12.patch",
 		WidenPatch:      "zswap-writeback-delay-6.12.patch",
 		DelayParam:      "zswap.writeback_delay_us",
+		// 6.12 loads are exclusive: a page that is swapped in leaves
+		// zswap at once, so the window must hold a whole swap-in,
+		// rewrite and swap-out of the slot's page, not only the
+		// swap-out that 6.1 (whose entries outlive their loads) needs.
+		// The cycle mode swaps each page out right after rewriting it;
+		// 2 ms found nothing in 11 runs of sweep (60-90 s each, and
+		// random), 20 ms with cycle did.
+		WidenDelayUS: 20000,
+		Mode:         "cycle",
 	},
 }
 
@@ -222,6 +238,25 @@ func ZpoolHelp() string {
 			z = append(z, n)
 		}
 		parts = append(parts, p.Line+": "+strings.Join(z, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// StressMode is the stress mode of the line's profile ("sweep" unless it
+// names another).
+func (p *Profile) StressMode() string {
+	if p.Mode == "" {
+		return "sweep"
+	}
+	return p.Mode
+}
+
+// ModeHelp says, per line, which stress mode it runs, e.g.
+// "6.1: sweep; 6.12: cycle".
+func ModeHelp() string {
+	var parts []string
+	for _, p := range profiles {
+		parts = append(parts, p.Line+": "+p.StressMode())
 	}
 	return strings.Join(parts, "; ")
 }
