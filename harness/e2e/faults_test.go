@@ -43,13 +43,17 @@ func TestBadInput(t *testing.T) {
 		{"qemu missing", []string{"PATH=/usr/local/go/bin"}, []string{"run", "--kernel", images.Patched.Kernel, "--duration", "10s"}, []string{"not found in PATH", "apt-get install qemu-system-x86"}},
 		{"bad stress parameters", nil, []string{"run", "--kernel", images.Patched.Kernel, "--workers", "-1"}, []string{"workers"}},
 		{"unwritable output", nil, []string{"compare", "--out", "/proc/version/out"}, []string{"output directory"}},
+		// --widen-at on the real source: a line outside a function, a
+		// file the tree does not have.
+		{"widen-at outside a function", nil, []string{"build", "--widen-at", "mm/zswap.c:1"}, []string{"mm/zswap.c:1", "not inside a function body"}},
+		{"widen-at missing file", nil, []string{"build", "--widen-at", "mm/nosuch.c:10"}, []string{"mm/nosuch.c", "no such file in the source tree"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := harness(t, tt.env, tt.args...)
 			all := stdout + stderr
 			want := 3
-			if tt.name == "bad stress parameters" {
+			if tt.name == "bad stress parameters" || strings.HasPrefix(tt.name, "widen-at") {
 				want = 64 // a usage error
 			}
 			if code != want {
