@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +115,30 @@ func TestBenchTagNamesOtherLines(t *testing.T) {
 		if got := benchTag(source); got != want {
 			t.Errorf("benchTag(%q) = %q, want %q", source, got, want)
 		}
+	}
+}
+
+// A demo comparison that fails (here: it prints no report) does not lose the rows measured before it:
+// bench.json is written, and the exit code says something failed.
+func TestBenchWritesResultsWhenVerdictFails(t *testing.T) {
+	// A "harness" that prints nothing, never this test binary: run with
+	// 'compare', it would run every test of the package again.
+	saved := benchExecutable
+	benchExecutable = func() (string, error) { return "/bin/true", nil }
+	t.Cleanup(func() { benchExecutable = saved })
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "bench.json")
+	code := cmdBench(context.Background(), []string{"--rows", "^no row has this name$", "--build-reps", "0", "--soak", "0",
+		"--verdict-reps", "1", "--out", filepath.Join(dir, "out"), "--json", jsonPath})
+	if code != exitError {
+		t.Errorf("exit %d, want %d", code, exitError)
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatalf("no bench.json after a failed demo comparison: %v", err)
+	}
+	var res struct{ Metrics []metric }
+	if err := json.Unmarshal(b, &res); err != nil || len(res.Metrics) == 0 {
+		t.Errorf("bench.json %s: %v", b, err)
 	}
 }
