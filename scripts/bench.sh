@@ -5,7 +5,8 @@
 # mode, on the Debian 6.1 line (bench.json); then the Debian 6.12 line
 # (bench-6.12.json): its cold build, time to first failure widened, the
 # patched kernel's 30-min soaks (boot time, writeback per second) and the
-# time to verdict of 'compare --source debian:6.12 --widen'.
+# time to verdict of 'compare --source debian:6.12 --widen' (82 min here with
+# --reps 3, beside other work; README, "How fast it finds the race").
 # The widened rows and peers took 75 min here (TCG, 2 cores,
 # --build-reps 0, 10-min soak); a generic run takes 12 to 18 min, two soaks
 # at once 55 min; --rows REGEXP picks rows. Each cold build rep
