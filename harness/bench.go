@@ -449,12 +449,12 @@ func benchBuilds(ctx context.Context, bf buildFlags, reps int, say func(string))
 	return cold, second, nil
 }
 
-// benchVerdict times the demo comparison (compare --widen with its
-// defaults, on source) from start to verdict, kernels already built.
 // benchExecutable is the harness that runs the demo comparison: this one
 // (a test puts another in its place).
 var benchExecutable = os.Executable
 
+// benchVerdict times the demo comparison (compare --widen with its
+// defaults, on source) from start to verdict, kernels already built.
 func benchVerdict(ctx context.Context, reps int, source, dir, accel string, say func(string)) (metric, error) {
 	self, err := benchExecutable()
 	if err != nil {

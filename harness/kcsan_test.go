@@ -23,7 +23,7 @@ func parsedRunFlags(t *testing.T, args ...string) runFlags {
 
 func TestKcsanCmdlineAndWidening(t *testing.T) {
 	rf := parsedRunFlags(t)
-	for _, p := range rf.kernelCmdline(false) {
+	for _, p := range rf.cmdlineFor(widenBoot(false)) {
 		if strings.HasPrefix(p, "kcsan.") {
 			t.Errorf("default command line sets %s; the kernel's defaults should stand", p)
 		}
@@ -35,7 +35,7 @@ func TestKcsanCmdlineAndWidening(t *testing.T) {
 	if err := rf.validate(); err != nil {
 		t.Fatal(err)
 	}
-	got := rf.kernelCmdline(false)
+	got := rf.cmdlineFor(widenBoot(false))
 	if diff := cmp.Diff([]string{"kcsan.udelay_task=500", "kcsan.skip_watch=1000"}, got[len(got)-2:]); diff != "" {
 		t.Errorf("command line tail (-want +got):\n%s", diff)
 	}

@@ -37,8 +37,8 @@ func TestCmdlineByProfile(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
 	}
-	if diff := cmp.Diff(base61, rf.kernelCmdline(false)); diff != "" {
-		t.Errorf("kernelCmdline(false) (-want +got):\n%s", diff)
+	if diff := cmp.Diff(base61, rf.cmdlineFor(widenBoot(false))); diff != "" {
+		t.Errorf("cmdlineFor(widenBoot(false)) (-want +got):\n%s", diff)
 	}
 	rf = parsedRunFlags(t, "--delay-us", "50", "--zpool", "z3fold")
 	got := rf.cmdlineFor(kernel.Boot{Profile: "6.12", Widening: kernel.WidenDelayAt, DelayParam: kernel.WidenAtParam, DelayUS: 700})
@@ -47,7 +47,7 @@ func TestCmdlineByProfile(t *testing.T) {
 	}
 	// --delay-us on an image without the harness's widening: the line's
 	// delay parameter, as before profiles.
-	if got := rf.kernelCmdline(false); got[len(got)-1] != "zswap.writeback_delay_us=50" {
+	if got := rf.cmdlineFor(widenBoot(false)); got[len(got)-1] != "zswap.writeback_delay_us=50" {
 		t.Errorf("--delay-us 50 without --widen: %v", got)
 	}
 }

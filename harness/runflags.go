@@ -134,12 +134,6 @@ func (f *runFlags) stressConfig() stress.Config {
 	return c.WithDefaults()
 }
 
-// delay is zswap.writeback_delay_us for a kernel with (widen) or without
-// the race-window instrumentation.
-func (f *runFlags) delay(widen bool) int {
-	return f.delayFor(widenBoot(widen))
-}
-
 // delayFor is the widening delay for a kernel that needs what b says.
 func (f *runFlags) delayFor(b kernel.Boot) int {
 	switch {
@@ -164,12 +158,6 @@ func widenBoot(widen bool) kernel.Boot {
 
 // defaultDelayUS is the widened kernels' default writeback delay.
 const defaultDelayUS = 2000
-
-// kernelCmdline is zswap's set-up plus the instrumentation delay, for a
-// kernel of the default line with (widen) or without its delay patch.
-func (f *runFlags) kernelCmdline(widen bool) []string {
-	return f.cmdlineFor(widenBoot(widen))
-}
 
 // profileOf is the profile of the line an image says it is of; an image
 // from before profiles, or of a line this harness does not know, gets the

@@ -73,10 +73,11 @@ func run(ctx context.Context, cfg Config, progress func(Progress), h hooks) (Rep
 	var runErr error
 	for i := range cfg.Workers {
 		sweep := cfg.Mode == ModeSweep || cfg.Mode == ModeCycle || (cfg.Mode == ModeMixed && i%2 == 0)
-		w, err := newWorker(i, sweep, pages, cfg.DontneedEvery, cfg.Seed, sh, &stats[i], h)
-		if w != nil && cfg.Mode == ModeCycle {
-			w.cycle = CycleBatch
+		cycle := 0
+		if cfg.Mode == ModeCycle {
+			cycle = CycleBatch
 		}
+		w, err := newWorker(i, sweep, cycle, pages, cfg.DontneedEvery, cfg.Seed, sh, &stats[i], h)
 		if err != nil {
 			runErr = err
 			break

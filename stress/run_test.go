@@ -91,7 +91,7 @@ func TestRandomExactTracking(t *testing.T) {
 		t.Run(fmt.Sprintf("%dpages", pages), func(t *testing.T) {
 			sh := &shared{start: time.Now(), rec: newRecorder(8)}
 			var st workerStats
-			w, err := newWorker(1, false, pages, 3, int64(pages), sh, &st, hooks{})
+			w, err := newWorker(1, false, 0, pages, 3, int64(pages), sh, &st, hooks{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -73,7 +73,7 @@ type worker struct {
 	hooks hooks
 }
 
-func newWorker(id int, sweep bool, pages, dontneedEvery int, seed int64, sh *shared, st *workerStats, h hooks) (*worker, error) {
+func newWorker(id int, sweep bool, cycle, pages, dontneedEvery int, seed int64, sh *shared, st *workerStats, h hooks) (*worker, error) {
 	mem, err := unix.Mmap(-1, 0, pages*PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("stress: worker %d: mmap %d MiB: %w", id, pages*PageSize>>20, err)
@@ -84,6 +84,7 @@ func newWorker(id int, sweep bool, pages, dontneedEvery int, seed int64, sh *sha
 	return &worker{
 		id:            id,
 		sweep:         sweep,
+		cycle:         cycle,
 		mem:           mem,
 		gens:          make([]uint64, pages),
 		dontneedEvery: dontneedEvery,
