@@ -17,14 +17,33 @@ import (
 	"time"
 )
 
+// builtKernels is what 'harness build --json' says of the two kernels.
+type builtKernels struct {
+	Unpatched struct{ Kernel, Config string } `json:"unpatched"`
+	Patched   struct{ Kernel, Config string } `json:"patched"`
+}
+
 var (
-	harnessBin string // the harness, built once
-	root       string // the checkout
-	images     struct {
-		Unpatched struct{ Kernel, Config string } `json:"unpatched"`
-		Patched   struct{ Kernel, Config string } `json:"patched"`
-	}
+	harnessBin string       // the harness, built once
+	root       string       // the checkout
+	images     builtKernels // the default line's, built --widen by TestMain
 )
+
+// buildKernels runs 'harness build --json' with args (its progress to
+// stderr) and returns the kernels it names.
+func buildKernels(args ...string) (builtKernels, error) {
+	var b builtKernels
+	cmd := exec.Command(harnessBin, append([]string{"build", "--json"}, args...)...)
+	cmd.Dir, cmd.Stderr = root, os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return b, fmt.Errorf("harness build %s: %v", strings.Join(args, " "), err)
+	}
+	if err := json.Unmarshal(out, &b); err != nil {
+		return b, fmt.Errorf("harness build --json printed %q: %v", out, err)
+	}
+	return b, nil
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv("ZSWAPRACE_E2E") == "" {
@@ -51,15 +70,8 @@ func setup(m *testing.M) int {
 		return 1
 	}
 	start := time.Now()
-	cmd := exec.Command(harnessBin, "build", "--widen", "--json")
-	cmd.Dir, cmd.Stderr = root, os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		fmt.Printf("harness build --widen: %v\n", err)
-		return 1
-	}
-	if err := json.Unmarshal(out, &images); err != nil {
-		fmt.Printf("harness build --json printed %q: %v\n", out, err)
+	if images, err = buildKernels("--widen"); err != nil {
+		fmt.Println(err)
 		return 1
 	}
 	fmt.Printf("e2e: kernels ready in %s\n", time.Since(start).Round(time.Second))

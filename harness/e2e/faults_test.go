@@ -34,30 +34,27 @@ func TestBadInput(t *testing.T) {
 		env  []string
 		args []string
 		want []string
+		code int // 3: bad input found at run time; 64: a usage error
 	}{
-		{"patch neither applies nor reverses", nil, []string{"build", "--patch", badPatch}, []string{"neither applies", "mm/zswap.c", "Hunk #1 FAILED"}},
-		{"unknown source", nil, []string{"build", "--source", "debian:4.19"}, []string{"unknown source", "debian:6.1"}},
-		{"source that is not a tree", nil, []string{"build", "--source", t.TempDir()}, []string{"not a kernel source tree"}},
-		{"kernel that is not a kernel", nil, []string{"run", "--kernel", notKernel}, []string{"not a bootable x86 kernel image"}},
-		{"missing kernel", nil, []string{"run", "--kernel", "/nonexistent/bzImage"}, []string{"no such file"}},
-		{"qemu missing", []string{"PATH=/usr/local/go/bin"}, []string{"run", "--kernel", images.Patched.Kernel, "--duration", "10s"}, []string{"not found in PATH", "apt-get install qemu-system-x86"}},
-		{"bad stress parameters", nil, []string{"run", "--kernel", images.Patched.Kernel, "--workers", "-1"}, []string{"workers"}},
-		{"unwritable output", nil, []string{"compare", "--out", "/proc/version/out"}, []string{"output directory"}},
+		{"patch neither applies nor reverses", nil, []string{"build", "--patch", badPatch}, []string{"neither applies", "mm/zswap.c", "Hunk #1 FAILED"}, 3},
+		{"unknown source", nil, []string{"build", "--source", "debian:4.19"}, []string{"unknown source", "debian:6.1"}, 3},
+		{"source that is not a tree", nil, []string{"build", "--source", t.TempDir()}, []string{"not a kernel source tree"}, 3},
+		{"kernel that is not a kernel", nil, []string{"run", "--kernel", notKernel}, []string{"not a bootable x86 kernel image"}, 3},
+		{"missing kernel", nil, []string{"run", "--kernel", "/nonexistent/bzImage"}, []string{"no such file"}, 3},
+		{"qemu missing", []string{"PATH=/usr/local/go/bin"}, []string{"run", "--kernel", images.Patched.Kernel, "--duration", "10s"}, []string{"not found in PATH", "apt-get install qemu-system-x86"}, 3},
+		{"bad stress parameters", nil, []string{"run", "--kernel", images.Patched.Kernel, "--workers", "-1"}, []string{"workers"}, 64},
+		{"unwritable output", nil, []string{"compare", "--out", "/proc/version/out"}, []string{"output directory"}, 3},
 		// --widen-at on the real source: a line outside a function, a
 		// file the tree does not have.
-		{"widen-at outside a function", nil, []string{"build", "--widen-at", "mm/zswap.c:1"}, []string{"mm/zswap.c:1", "not inside a function body"}},
-		{"widen-at missing file", nil, []string{"build", "--widen-at", "mm/nosuch.c:10"}, []string{"mm/nosuch.c", "no such file in the source tree"}},
+		{"widen-at outside a function", nil, []string{"build", "--widen-at", "mm/zswap.c:1"}, []string{"mm/zswap.c:1", "not inside a function body"}, 64},
+		{"widen-at missing file", nil, []string{"build", "--widen-at", "mm/nosuch.c:10"}, []string{"mm/nosuch.c", "no such file in the source tree"}, 64},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := harness(t, tt.env, tt.args...)
 			all := stdout + stderr
-			want := 3
-			if tt.name == "bad stress parameters" || strings.HasPrefix(tt.name, "widen-at") {
-				want = 64 // a usage error
-			}
-			if code != want {
-				t.Errorf("exit %d, want %d", code, want)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
 			}
 			if strings.Contains(all, "goroutine ") || strings.Contains(all, "panic:") {
 				t.Errorf("panic trace in output:\n%s", all)
