@@ -34,8 +34,8 @@ type observed struct {
 	overdue     bool // heartbeats, but the workload never finished
 	interrupted bool
 	elapsed     float64 // host seconds since the workload started
-	crashAt     float64 // host seconds at the first crash line; 0 if none seen live
-	warnAt      float64 // host seconds at the first WARNING; 0 if none seen live
+	crashAt     float64 // stress seconds (watch.stressNow) at the first crash line; 0 if none seen live
+	warnAt      float64 // stress seconds at the first WARNING; 0 if none seen live
 	qemuStderr  string
 	// The health check after the workload (see health.go).
 	healthStarted bool
@@ -137,8 +137,8 @@ func decide(o observed) report.Run {
 		}
 	}
 	// Seen live if it was, else the kernel died at the latest when the
-	// run ended.
-	crashSec, warnSec := o.elapsed, o.elapsed
+	// run ended: both on the stress clock, the guest's where it spoke.
+	crashSec, warnSec := r.StressSeconds, r.StressSeconds
 	if o.crashAt > 0 {
 		crashSec = o.crashAt
 	}

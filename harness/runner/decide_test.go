@@ -100,6 +100,15 @@ func TestDecide(t *testing.T) {
 		{"hung task on the console", observed{log: hungLog, finished: false, hung: true, elapsed: 200},
 			report.OutcomeHang, []string{"INFO: task hung in zswap_writeback_entry", "INFO: task hung in zswap_frontswap_store"}, failed(200), -1},
 		{"silent guest", observed{log: bootLog, hung: true, elapsed: 130}, report.OutcomeHang, nil, failed(130), -1},
+		// A guest that runs slow (more vCPUs than host cores) has done
+		// 510 s of stress in 745 s of the host's time: the failure is
+		// timed on the stress clock, as the run's stress seconds and a
+		// corruption are, never on the host's.
+		{"crash found after the run in a slow guest: on the stress clock", observed{log: crashLog, offset: len(bootLog), cmdErr: errors.New("connection lost"), finished: true, elapsed: 745,
+			last: stress.Progress{ElapsedSec: 510}},
+			report.OutcomeCrash, []string{"kernel BUG in zswap_writeback_entry"}, failed(510), -1},
+		{"silent slow guest: on the stress clock", observed{log: bootLog, hung: true, elapsed: 745, last: stress.Progress{ElapsedSec: 600}},
+			report.OutcomeHang, nil, failed(600), -1},
 		{"pvpanic with nothing on the console", observed{log: bootLog, cmdErr: errors.New("lost"), finished: true, events: []string{"GUEST_PANICKED"}, elapsed: 20},
 			report.OutcomeCrash, []string{"kernel panic (pvpanic; no report on the console)"}, failed(20), -1},
 		{"reset nobody asked for", observed{log: bootLog, events: []string{"SHUTDOWN(guest-reset)"}, elapsed: 20},

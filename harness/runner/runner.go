@@ -141,9 +141,9 @@ type watch struct {
 	raceSaid  bool // a KCSAN data race was mentioned
 	hung      bool
 	overdue   bool
-	crashSeen bool          // a crash, hang or OOM report arrived during the workload
-	crashAt   time.Duration // when, since the start
-	warnAt    time.Duration // the first WARNING during the workload; 0 if none
+	crashSeen bool    // a crash, hang or OOM report arrived during the workload
+	crashAt   float64 // when, on the stress clock (stressNow)
+	warnAt    float64 // the first WARNING during the workload, likewise; 0 if none
 	rep       stress.Report
 	exec      proto.ExecResult
 	cmdErr    error
@@ -350,16 +350,31 @@ func (w *watch) seen(rep console.Report) bool {
 		return false
 	case rep.Kind == console.Warning:
 		if w.warnAt == 0 {
-			w.warnAt = max(time.Since(w.start), time.Nanosecond)
+			w.warnAt = max(w.stressNow(), 1e-9)
 			w.spec.say("kernel: %s (the workload goes on)", rep.Title)
 		}
 		return false
 	case w.crashSeen:
 		return false
 	}
-	w.crashSeen, w.crashAt = true, time.Since(w.start)
+	w.crashSeen, w.crashAt = true, w.stressNow()
 	w.spec.say("kernel: %s", rep.Title)
 	return true
+}
+
+// stressNow is the stress clock, in seconds: the guest's, as of the last
+// heartbeat (they come every second), or the host's since the workload
+// started while none has come. Failures are timed on it, as a corruption
+// and the run's stress seconds are: a guest with more vCPUs than host
+// cores runs behind the host's clock.
+func (w *watch) stressNow() float64 {
+	w.mu.Lock()
+	el := w.last.ElapsedSec
+	w.mu.Unlock()
+	if el > 0 {
+		return el
+	}
+	return time.Since(w.start).Seconds()
 }
 
 // checkGuest asks the agent what the guest looks like before the workload
@@ -517,11 +532,9 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		o.tolerance = w.spec.Health.LeakTolerancePages
 	}
 	if w.crashSeen {
-		o.crashAt = max(w.crashAt.Seconds(), 1e-9)
+		o.crashAt = max(w.crashAt, 1e-9)
 	}
-	if w.warnAt > 0 {
-		o.warnAt = w.warnAt.Seconds()
-	}
+	o.warnAt = w.warnAt
 	return decide(o)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"zswaprace/guest/proto"
+	"zswaprace/harness/console"
 	"zswaprace/harness/report"
 	"zswaprace/harness/vm"
 	"zswaprace/stress"
@@ -165,6 +166,53 @@ func TestWatchCrashSeenLive(t *testing.T) {
 				t.Errorf("first failure %v", r.FirstFailureSeconds)
 			}
 			f.check(t, []string{proto.CmdPing, proto.CmdStress}, false, true)
+		})
+	}
+}
+
+// A crash or WARNING seen live is timed on the stress clock, that of the
+// last heartbeat (the guest's), not by the host's clock since the
+// workload started: a guest with more vCPUs than host cores runs behind
+// (make bench's 4-CPU row printed a crash at 745 s of a 600-s run).
+func TestWatchReportTimedOnStressClock(t *testing.T) {
+	boot, work := splitAtReady(t, corpus(t, bugLogName))
+	reps := console.Parse(append(append([]byte(nil), boot...), work...))
+	var crash console.Report
+	for _, r := range reps {
+		if r.Kind == console.Crash {
+			crash = r
+			break
+		}
+	}
+	if crash.Title == "" {
+		t.Fatal("no crash in the corpus log")
+	}
+	warn := console.Report{Kind: console.Warning, Title: "WARNING in zswap_frontswap_store", Start: crash.Start}
+	for _, tt := range []struct {
+		name      string
+		heartbeat float64
+		want      float64 // seconds; -1: the host's clock
+	}{
+		{"slow guest", 510, 510},
+		{"no heartbeat yet: the host's clock", 0, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &watch{spec: testSpec(newSayings()), start: time.Now().Add(-745 * time.Second), offset: len(boot)}
+			w.last.ElapsedSec = tt.heartbeat
+			if w.seen(warn) {
+				t.Error("a WARNING ended the run")
+			}
+			if !w.seen(crash) {
+				t.Fatal("the crash did not end the run")
+			}
+			for what, got := range map[string]float64{"crash": w.crashAt, "warning": w.warnAt} {
+				if tt.want >= 0 && got != tt.want {
+					t.Errorf("%s at %v s, want %v (the last heartbeat's)", what, got, tt.want)
+				}
+				if tt.want < 0 && (got < 745 || got > 800) {
+					t.Errorf("%s at %v s, want about 745 (the host's)", what, got)
+				}
+			}
 		})
 	}
 }
