@@ -142,3 +142,32 @@ func TestBenchWritesResultsWhenVerdictFails(t *testing.T) {
 		t.Errorf("bench.json %s: %v", b, err)
 	}
 }
+
+// A soak runs in 2-minute runs unless its row says otherwise, and adds
+// runs until it has its total of stress.
+func TestSoakRunLength(t *testing.T) {
+	for _, tt := range []struct {
+		w    workload
+		want []time.Duration
+	}{
+		{workload{name: "soak: x"}, []time.Duration{2 * time.Minute, 2 * time.Minute, 2 * time.Minute}},
+		{workload{name: "soak: x", soakRun: 10 * time.Minute}, []time.Duration{6 * time.Minute}},
+	} {
+		var got []time.Duration
+		ms := soakMode(context.Background(), tt.w, 6*time.Minute, 1, "tcg", 1024, func(_ int, d time.Duration) report.Run {
+			got = append(got, d)
+			return report.Run{Outcome: report.OutcomeClean, StressSeconds: d.Seconds(), WrittenBackPages: 10, PagesVerified: 100}
+		})
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%+v: runs (-want +got):\n%s", tt.w, diff)
+		}
+		if len(ms) == 0 || ms[0].Median != 0 {
+			t.Errorf("%+v: rows %+v, want a failures row of 0", tt.w, ms)
+		}
+	}
+	for _, w := range soakRows() {
+		if strings.Contains(w.name, "4-CPU") && (w.cpus != 4 || w.soakRun != 10*time.Minute) {
+			t.Errorf("row %q: %d CPUs, runs of %s; want 4 and the 10 minutes of the unpatched 4-CPU row", w.name, w.cpus, w.soakRun)
+		}
+	}
+}
