@@ -476,3 +476,59 @@ func TestResolveGitConcurrent(t *testing.T) {
 		t.Errorf("world-writable cache: got %v", err)
 	}
 }
+
+// Ctrl-C while a git source is being exported (or before its commit is
+// looked up) is an interruption, not a bad source or an infrastructure
+// error: it said "infrastructure error: unpack source: git archive:
+// signal: killed".
+func TestResolveGitInterrupted(t *testing.T) {
+	realGit, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git")
+	}
+	repo := t.TempDir()
+	for _, f := range []string{"Makefile", "Kconfig"} {
+		os.WriteFile(filepath.Join(repo, f), []byte(original), 0o644)
+	}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "x"}} {
+		if out, err := exec.Command(realGit, append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
+		}
+	}
+	// A git whose archive stalls, as a large tree's does.
+	bin := t.TempDir()
+	wrapper := "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = archive ] && exec sleep 60; done\nexec " + realGit + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "git"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, tt := range []struct {
+		name  string
+		after time.Duration // cancel after this; 0: before Resolve
+	}{
+		{"during the export", 300 * time.Millisecond},
+		{"before the commit is looked up", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cacheDir := filepath.Join(t.TempDir(), "cache")
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.after == 0 {
+				cancel()
+			} else {
+				time.AfterFunc(tt.after, cancel)
+			}
+			defer cancel()
+			start := time.Now()
+			_, err := Resolve(ctx, "git:"+repo+"@HEAD", cacheDir, func(string) {})
+			if !errors.Is(err, context.Canceled) || fault.KindOf(err) == fault.Usage {
+				t.Errorf("Resolve: %v (kind %v), want the interruption (context.Canceled), not a usage error", err, fault.KindOf(err))
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("took %s to stop", d)
+			}
+			if left, _ := filepath.Glob(filepath.Join(cacheDir, "src", "*")); len(left) > 1 {
+				t.Errorf("left in the cache: %v", left)
+			}
+		})
+	}
+}

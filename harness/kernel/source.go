@@ -190,6 +190,9 @@ func debianSource(ctx context.Context, spec, cacheDir string, say func(string)) 
 		cmd.WaitDelay = time.Minute
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
+			if ctx.Err() != nil {
+				return nil, fault.New(fault.Infra, "apt-get install "+pkg+": interrupted", ctx.Err())
+			}
 			return nil, &fault.Error{Kind: fault.Infra, Op: "apt-get install " + pkg, Err: err, Detail: tail(string(out), 20)}
 		}
 	}
@@ -204,6 +207,9 @@ func debianSource(ctx context.Context, spec, cacheDir string, say func(string)) 
 		say(fmt.Sprintf("unpacking %s into %s", tarball, dir))
 		cmd := exec.CommandContext(ctx, "tar", "-xf", tarball, "-C", tmp)
 		if out, err := cmd.CombinedOutput(); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("tar interrupted: %w", ctx.Err())
+			}
 			return fmt.Errorf("tar: %v: %s", err, tail(string(out), 5))
 		}
 		return nil
@@ -221,6 +227,9 @@ func gitSource(ctx context.Context, spec, cacheDir string, say func(string)) (*S
 	}
 	out, err := exec.CommandContext(ctx, "git", "-C", repo, "rev-parse", "--verify", rev+"^{commit}").Output()
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fault.New(fault.Infra, "source "+spec+": interrupted", ctx.Err())
+		}
 		return nil, fault.Newf(fault.Usage, "source", "%s: %s is not a commit in a git repository", repo, rev)
 	}
 	commit := strings.TrimSpace(string(out))
@@ -233,6 +242,9 @@ func gitSource(ctx context.Context, spec, cacheDir string, say func(string)) (*S
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		if out, err := cmd.CombinedOutput(); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("git archive interrupted: %w", ctx.Err())
+			}
 			return fmt.Errorf("git archive: %v: %s", err, tail(string(out), 5))
 		}
 		return nil
