@@ -242,7 +242,7 @@ func cmdBench(ctx context.Context, args []string) int {
 			boots = append(boots, r.BootSeconds)
 		}
 		mu.Unlock()
-		p.Say(fmt.Sprintf("bench: %s run %d: %s after %.0f s%s", name, idx, r.Outcome, r.StressSeconds, firstTitle(r)))
+		p.Say(fmt.Sprintf("bench: %s run %d: %s after %.0f s%s%s", name, idx, r.Outcome, r.StressSeconds, firstTitle(r), busyNote(r)))
 		return r
 	}
 	for _, w := range rows {

@@ -136,8 +136,17 @@ func (e *env) run(ctx context.Context, variant string, index int, img bootImage,
 	spec := e.spec(variant, index, img, fmt.Sprintf("%s-%d", variant, index))
 	spec.Stress.StopOnCorruption = stopOnFailure
 	r := runner.Run(ctx, spec)
-	e.say(fmt.Sprintf("%s run %d: %s after %.0f s of stress%s", variant, index, r.Outcome, r.StressSeconds, firstTitle(r)))
+	e.say(fmt.Sprintf("%s run %d: %s after %.0f s of stress%s%s", variant, index, r.Outcome, r.StressSeconds, firstTitle(r), busyNote(r)))
 	return r
+}
+
+// busyNote says so when the host was busy beside a run's guest
+// (report.Run.HostBusy): that run stressed the kernel less.
+func busyNote(r report.Run) string {
+	if !r.HostBusy() {
+		return ""
+	}
+	return fmt.Sprintf(" (host busy: load %.1f on %d CPUs beside this %d-CPU guest; the run stressed less)", *r.HostLoad, r.HostCPUs, r.GuestCPUs)
 }
 
 func firstTitle(r report.Run) string {

@@ -94,6 +94,10 @@ type Run struct {
 	// GuestCPUs is the number of CPUs online in the guest, as the agent
 	// counted them; 0 if the agent never answered.
 	GuestCPUs int `json:"guest_cpus,omitempty"`
+	// HostLoad is the host's 1-minute load average when the workload
+	// ended, and HostCPUs its logical CPUs; nil and 0 if unknown.
+	HostLoad *float64 `json:"host_load,omitempty"`
+	HostCPUs int      `json:"host_cpus,omitempty"`
 	// FirstFailureSeconds is the stress time to the first failure, nil if none.
 	FirstFailureSeconds *float64 `json:"first_failure_seconds"`
 	// Error says what happened for boot-failure, infra-error and hang,
@@ -116,8 +120,9 @@ type Run struct {
 	// run, per second of stress; null when unknown.
 	PagesPerSec       *float64 `json:"pages_per_sec"`
 	WrittenBackPerSec *float64 `json:"written_back_per_sec"`
-	// Contended marks a run whose pages per second fell below half its
-	// variant's median: the host was likely busy, and the run stressed less.
+	// Contended marks a run that ran on a busy host, and so stressed
+	// less: its pages per second fell below half its variant's median, or
+	// the host's load beside its guest was high (HostBusy).
 	Contended bool `json:"contended,omitempty"`
 	// Shard is, in a merged report, the 1-based position in Report.Shards
 	// of the shard that ran this run; ShardIndex is its index there.
@@ -139,6 +144,21 @@ func (r *Run) throughput() {
 		v := float64(r.WrittenBackPages) / r.StressSeconds
 		r.WrittenBackPerSec = &v
 	}
+}
+
+// HostBusy reports whether the host was busy beside this run's guest, by
+// its load when the workload ended: more runnable threads than 1.25 per
+// host CPU, and more than half the host's CPUs' worth of them not this
+// guest's vCPUs (plus half a thread for QEMU's I/O). A guest given more
+// vCPUs than the host has cores is not busy by itself: that is the
+// setting asked for. The harness's own VMs, as many as the host fits,
+// stay under the first bound.
+func (r Run) HostBusy() bool {
+	if r.HostLoad == nil || r.HostCPUs <= 0 {
+		return false
+	}
+	load, cpus := *r.HostLoad, float64(r.HostCPUs)
+	return load > 1.25*cpus && load-float64(max(r.GuestCPUs, 1)) > 0.5*cpus+0.5
 }
 
 // Failed reports whether the run is a kernel failure event: a corruption,
@@ -366,7 +386,7 @@ func Aggregate(name, kernel string, runs []Run, sig Signature) Variant {
 	v.PagesPerSec, v.WrittenBackPerSec = median(pps), median(wbps)
 	for i := range v.RunDetails {
 		r := &v.RunDetails[i]
-		r.Contended = r.PagesPerSec != nil && v.PagesPerSec != nil && *r.PagesPerSec < *v.PagesPerSec/2
+		r.Contended = r.PagesPerSec != nil && v.PagesPerSec != nil && *r.PagesPerSec < *v.PagesPerSec/2 || r.HostBusy()
 		r.CountedAs = nil
 		if c := sig.Classify(*r); c != "" {
 			r.CountedAs = &c

@@ -637,3 +637,38 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+// A run is contended when its pages per second fell under half its
+// variant's median, or when the host's load beside its guest says so on
+// its own: a comparison that ran wholly on a busy host is flagged too
+// (it flagged nothing when every run was equally slow).
+func TestContendedByHostLoad(t *testing.T) {
+	load := func(l float64, hostCPUs, guestCPUs int) Run {
+		return Run{Outcome: OutcomeClean, StressSeconds: 100, PagesVerified: 100000, WrittenBackPages: 10,
+			HostLoad: &l, HostCPUs: hostCPUs, GuestCPUs: guestCPUs}
+	}
+	for _, tt := range []struct {
+		name string
+		run  Run
+		want bool
+	}{
+		{"2-CPU guest alone on 2 cores", load(2.3, 2, 2), false},
+		{"2-CPU guest beside a kernel build", load(4.3, 2, 2), true},
+		{"2-CPU guest beside another 2-CPU guest", load(4.4, 2, 2), true},
+		{"4-CPU guest alone on 2 cores: the setting asked for", load(4.4, 2, 4), false},
+		{"4-CPU guest beside a 2-CPU guest", load(6.5, 2, 4), true},
+		{"1-CPU guest beside another 1-CPU guest: a core each", load(2.4, 2, 1), false},
+		{"4 harness VMs of 2 CPUs on 8 cores", load(8.8, 8, 2), false},
+		{"no load known", Run{Outcome: OutcomeClean, StressSeconds: 100, PagesVerified: 100000}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Three runs alike: the relative check finds nothing.
+			v := Aggregate("unpatched", "k", []Run{tt.run, tt.run, tt.run}, Signature{})
+			for _, r := range v.RunDetails {
+				if r.Contended != tt.want {
+					t.Errorf("contended %v, want %v (load %v, host CPUs %d, guest CPUs %d)", r.Contended, tt.want, r.HostLoad, r.HostCPUs, r.GuestCPUs)
+				}
+			}
+		})
+	}
+}

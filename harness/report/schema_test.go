@@ -50,7 +50,7 @@ func fullReport() *report.Report {
 		PagesVerified: 100, WrittenBackPages: 10, Corruptions: 0, CorruptionsByClass: map[string]uint64{"stale": 0},
 		Examples: []string{"x"}, CrashTitles: []string{"WARNING in zswap"},
 		Reports:   []report.KernelReport{{Kind: "warning", Title: "WARNING in zswap", Function: "zswap_store", BeforeWorkload: true}},
-		GuestCPUs: 1, FirstFailureSeconds: f(12), Error: "exit 1", ConsoleLog: "console.log", KernelConfig: "config",
+		GuestCPUs: 1, HostLoad: f(2.3), HostCPUs: 2, FirstFailureSeconds: f(12), Error: "exit 1", ConsoleLog: "console.log", KernelConfig: "config",
 		Counters: map[string]int64{"written_back_pages": 10},
 		Workload: &report.WorkloadResult{Command: "stress-ng", ExitCode: -1, Signal: "SIGKILL", TimedOut: false,
 			Tests: []tap.Result{{Number: 1, Name: "t", OK: false, Directive: "SKIP", Reason: "r"}}, TestsPlanned: 1},

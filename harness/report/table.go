@@ -113,7 +113,7 @@ func comparisonRows(r *Report) [][]string {
 		if n == 0 {
 			return "0"
 		}
-		return fmt.Sprintf("%d (under half the median pages/s: host busy)", n)
+		return fmt.Sprintf("%d (host busy: its load beside the guest, or under half the median pages/s)", n)
 	})
 	add("first failure at", func(v Variant) string {
 		if v.FirstFailureSeconds == nil {

@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -141,9 +144,10 @@ type watch struct {
 	raceSaid  bool // a KCSAN data race was mentioned
 	hung      bool
 	overdue   bool
-	crashSeen bool    // a crash, hang or OOM report arrived during the workload
-	crashAt   float64 // when, on the stress clock (stressNow)
-	warnAt    float64 // the first WARNING during the workload, likewise; 0 if none
+	load      *float64 // the host's load when the workload ended (hostLoad)
+	crashSeen bool     // a crash, hang or OOM report arrived during the workload
+	crashAt   float64  // when, on the stress clock (stressNow)
+	warnAt    float64  // the first WARNING during the workload, likewise; 0 if none
 	rep       stress.Report
 	exec      proto.ExecResult
 	cmdErr    error
@@ -222,6 +226,7 @@ func (w *watch) run(ctx context.Context) report.Run {
 			}
 		case err := <-done:
 			w.cmdErr, w.finished = err, true
+			w.load = hostLoad()
 			if graceC == nil && err != nil {
 				// The command broke: most likely the kernel died. Let the
 				// console catch up before reading it.
@@ -535,7 +540,35 @@ func (w *watch) classify(ctx context.Context) report.Run {
 		o.crashAt = max(w.crashAt, 1e-9)
 	}
 	o.warnAt = w.warnAt
-	return decide(o)
+	r := decide(o)
+	// How busy the host was beside this guest (report.Run.HostBusy).
+	if r.HostLoad = w.load; r.HostLoad == nil && r.StressSeconds > 0 {
+		r.HostLoad = hostLoad()
+	}
+	r.HostCPUs = runtime.NumCPU()
+	return r
+}
+
+// hostLoad is the host's 1-minute load average, nil if unreadable.
+func hostLoad() *float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return nil
+	}
+	return parseLoadavg(string(b))
+}
+
+// parseLoadavg reads the first field of /proc/loadavg.
+func parseLoadavg(s string) *float64 {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return nil
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || v < 0 {
+		return nil
+	}
+	return &v
 }
 
 // runHealth runs the health check; its heartbeats feed the hang timer.

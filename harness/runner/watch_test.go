@@ -551,3 +551,16 @@ func TestBootedCPUs(t *testing.T) {
 		t.Errorf("%q, %d", line, n)
 	}
 }
+
+func TestParseLoadavg(t *testing.T) {
+	for in, want := range map[string]float64{"4.31 3.02 1.50 5/300 1234\n": 4.31, "0.00 0.01 0.05 1/100 7": 0} {
+		if got := parseLoadavg(in); got == nil || *got != want {
+			t.Errorf("parseLoadavg(%q) = %v, want %v", in, got, want)
+		}
+	}
+	for _, in := range []string{"", "x 1 2", "-1 0 0"} {
+		if got := parseLoadavg(in); got != nil {
+			t.Errorf("parseLoadavg(%q) = %v, want nil", in, *got)
+		}
+	}
+}
