@@ -254,9 +254,35 @@ func wideningOf(b kernel.Boot, kcsan bool, rf runFlags) string {
 	return strings.Join(parts, " + ")
 }
 
+// contendedNote says how many runs ran on a busy host (report.Run's
+// Contended), "" if none did. The verdict stands, as both kernels are
+// judged by what they did (and a patched kernel that stressed less is
+// ruled out by the workload check), but a race shows less often on a
+// busy host: an inconclusive verdict may be the host's.
+func contendedNote(vs ...report.Variant) string {
+	n, all := 0, 0
+	for _, v := range vs {
+		for _, r := range v.RunDetails {
+			if r.StressSeconds > 0 {
+				all++
+			}
+			if r.Contended {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d runs ran on a busy host (\"contended runs\"): they stressed the kernel less and a race shows less often in them; if the verdict is inconclusive, rerun on a quiet machine", n, all)
+}
+
 // fillVerdict copies the verdict and the per-side rates into the report.
 func fillVerdict(rep *report.Report, res verdict.Result, un, pa *report.Variant) {
 	rep.Verdict, rep.Reason, rep.Notes = string(res.Verdict), res.Reason, res.Notes
+	if n := contendedNote(*un, *pa); n != "" {
+		rep.Notes = append(rep.Notes, n)
+	}
 	if res.Method != "" {
 		rep.Method = res.Method
 	}
