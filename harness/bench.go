@@ -360,8 +360,22 @@ func ttffMetric(name, accel string, limit time.Duration, rs []report.Run) metric
 	if len(lost) > 0 {
 		notes = append(notes, fmt.Sprintf("%d runs left out: %s", len(lost), strings.Join(lost, ", ")))
 	}
+	if n := busyRuns(rs); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d of %d runs on a busy host (report.Run.HostBusy)", n, len(vals)))
+	}
 	m.Note = strings.Join(notes, "; ")
 	return m
+}
+
+// busyRuns counts the runs that measured something on a busy host.
+func busyRuns(rs []report.Run) int {
+	n := 0
+	for _, r := range rs {
+		if r.HostBusy() && r.StressSeconds > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // soakMode runs the patched kernel of one mode for total seconds of stress
@@ -378,8 +392,10 @@ func soakMode(ctx context.Context, w workload, total time.Duration, vms int, acc
 	var seconds float64
 	failures, runs, writebackRuns := 0, 0, 0
 	var failed []string
+	var all []report.Run
 	for i := 1; seconds < total.Seconds()-1 && ctx.Err() == nil; i++ {
 		r := run(i, per)
+		all = append(all, r)
 		runs++
 		if r.Failed() {
 			failures++
@@ -413,6 +429,9 @@ func soakMode(ctx context.Context, w workload, total time.Duration, vms int, acc
 	}
 	f := newMetric("false-positive soak: "+mode, "failures", accel, []float64{float64(failures)})
 	f.Note = fmt.Sprintf("%d runs, %.0f s of stress, %d with a kernel failure (corruption, crash, hang, WARNING, failed health check or leak), %d with writeback%s", runs, seconds, failures, writebackRuns, beside)
+	if n := busyRuns(all); n > 0 {
+		f.Note += fmt.Sprintf("; %d runs on a busy host", n)
+	}
 	if len(failed) > 0 {
 		f.Note += ": " + strings.Join(failed, "; ")
 	}

@@ -20,7 +20,7 @@ func TestTTFFMetricCensoring(t *testing.T) {
 	rs := []report.Run{
 		{Outcome: report.OutcomeCorruption, FirstFailureSeconds: ptr(42.0)},
 		{Outcome: report.OutcomeClean, StressSeconds: 600},
-		{Outcome: report.OutcomeNoWriteback, StressSeconds: 600},
+		{Outcome: report.OutcomeNoWriteback, StressSeconds: 600, HostLoad: ptr(4.4), HostCPUs: 2, GuestCPUs: 2},
 		{Outcome: report.OutcomeBootFailure},
 	}
 	m := ttffMetric("time to first failure: x", "tcg", 10*time.Minute, rs)
@@ -30,7 +30,8 @@ func TestTTFFMetricCensoring(t *testing.T) {
 	if m.Censored != 2 || m.Limit != 600 || m.Median != 600 {
 		t.Errorf("censored %d, limit %v, median %v; want 2, 600, 600", m.Censored, m.Limit, m.Median)
 	}
-	for _, want := range []string{"2 of 3 runs found nothing within 10m0s", "median not reached: more than 10m0s", "1 runs left out: boot-failure"} {
+	for _, want := range []string{"2 of 3 runs found nothing within 10m0s", "median not reached: more than 10m0s", "1 runs left out: boot-failure",
+		"1 of 3 runs on a busy host"} {
 		if !strings.Contains(m.Note, want) {
 			t.Errorf("note %q lacks %q", m.Note, want)
 		}
