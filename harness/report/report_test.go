@@ -658,6 +658,8 @@ func TestContendedByHostLoad(t *testing.T) {
 		{"4-CPU guest alone on 2 cores: the setting asked for", load(4.4, 2, 4), false},
 		{"4-CPU guest beside a 2-CPU guest", load(6.5, 2, 4), true},
 		{"1-CPU guest beside another 1-CPU guest: a core each", load(2.4, 2, 1), false},
+		{"make demo's two 1-CPU guests on 2 cores, as measured", load(2.6, 2, 1), false},
+		{"1-CPU guest beside a kernel build", load(3.3, 2, 1), true},
 		{"4 harness VMs of 2 CPUs on 8 cores", load(8.8, 8, 2), false},
 		{"no load known", Run{Outcome: OutcomeClean, StressSeconds: 100, PagesVerified: 100000}, false},
 	} {
